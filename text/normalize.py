@@ -1,0 +1,70 @@
+"""Normalization for matching, and script/language detection.
+
+Questions and passages meet in one form: pinyin junk stripped, NFKC (full-width → half-width,
+compatibility ideographs → unified), Traditional → Simplified with OpenCC's phrase-level `t2s`, and
+(for keyword matching) Latin case folded. Display text is never normalized: Traditional stays
+Traditional on screen.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+from typing import Literal
+
+from opencc import OpenCC
+
+Language = Literal["zh-Hans", "zh-Hant", "en", "mixed"]
+
+HAN = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_TONE_MARKS = "āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜńňǹḿ"
+# A Han character followed by one parenthesized pinyin syllable with a tone mark: 協(xié), 據(jù).
+# The tone mark is what tells `(xié)` from legitimate `(gigawatts)` or `(Satya Nadella)`.
+PINYIN_ANNOTATION = re.compile(
+    rf"([{HAN}])[(（]([a-zü]{{0,6}}[{_TONE_MARKS}][a-zü]{{0,6}})[)）]", re.IGNORECASE
+)
+_HAN_CHAR = re.compile(f"[{HAN}]")
+_LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
+
+
+@lru_cache(maxsize=1)
+def _converters() -> tuple[OpenCC, OpenCC]:
+    return OpenCC("t2s"), OpenCC("s2t")
+
+
+def strip_pinyin(text: str) -> str:
+    return PINYIN_ANNOTATION.sub(r"\1", text)
+
+
+def fold_script(text: str) -> str:
+    """Pinyin junk out, NFKC, Traditional → Simplified. Case is kept (the dense model is cased)."""
+    t2s, _ = _converters()
+    return t2s.convert(unicodedata.normalize("NFKC", strip_pinyin(text)))
+
+
+def normalize(text: str) -> str:
+    """The keyword-matching form: `fold_script` plus Latin case folding."""
+    return fold_script(text).casefold()
+
+
+def detect_language(text: str) -> Language:
+    """zh-Hans / zh-Hant by which OpenCC direction changes more characters; en when there is no Han."""
+    han = len(_HAN_CHAR.findall(text))
+    latin = len(_LATIN_WORD.findall(text))
+    if han == 0:
+        return "en" if latin else "mixed"
+    # A Latin word weighs about as much as two Han characters of meaning.
+    if latin * 2 > han * 1.5:
+        return "mixed"
+    return _chinese_script(text)
+
+
+def _chinese_script(text: str) -> Language:
+    t2s, s2t = _converters()
+    traditional_marks = _changed_chars(text, t2s.convert(text))
+    simplified_marks = _changed_chars(text, s2t.convert(text))
+    return "zh-Hant" if traditional_marks > simplified_marks else "zh-Hans"
+
+
+def _changed_chars(before: str, after: str) -> int:
+    return abs(len(before) - len(after)) + sum(a != b for a, b in zip(before, after))
