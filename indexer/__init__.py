@@ -1,0 +1,1 @@
+"""Indexing pipeline for the bilingual Chinese/English retrieval service."""
