@@ -1,0 +1,43 @@
+"""The HTTP service. `create_app()` is the factory gunicorn and `python -m service` both run.
+
+Configuration, lowest precedence first: defaults, the environment (QA_INDEX, QA_MODEL, QA_MAX_TOP_K), then
+the `config` argument. LOAD_INDEX=False skips loading the retriever (the app then answers 503).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flask import Flask
+
+from service import errors, openapi
+from service.api import DocIdConverter, bp
+from service.state import RetrieverState
+
+
+def create_app(config: dict | None = None) -> Flask:
+    app = Flask(__name__)
+    app.config.from_mapping(
+        QA_INDEX=os.environ.get("QA_INDEX", "index"),
+        QA_MODEL=os.environ.get("QA_MODEL") or None,
+        QA_MAX_TOP_K=_positive_int("QA_MAX_TOP_K", os.environ.get("QA_MAX_TOP_K", "50")),
+        MAX_CONTENT_LENGTH=openapi.MAX_BODY_BYTES,
+        LOAD_INDEX=True,
+    )
+    app.config.update(config or {})
+    app.json.ensure_ascii = False  # Chinese passages as text, not \u escapes
+    app.json.sort_keys = False  # keys in the documented order
+    errors.register(app)
+    app.url_map.converters["doc_id"] = DocIdConverter  # before the blueprint: its rules use it
+    app.register_blueprint(bp)
+    state = RetrieverState()
+    if app.config["LOAD_INDEX"]:
+        state.load(Path(app.config["QA_INDEX"]), app.config["QA_MODEL"])
+    app.extensions["qa_state"] = state
+    return app
+
+
+def _positive_int(name: str, value: str) -> int:
+    if not (value.isascii() and value.isdigit()) or int(value) < 1:
+        raise ValueError(f"{name} must be a positive integer, not {value!r}")
+    return int(value)

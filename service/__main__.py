@@ -1,0 +1,27 @@
+"""python -m service --index DIR --host H --port P [--model M]: the app on Flask's development server.
+
+For production run gunicorn: `gunicorn -c service/gunicorn.conf.py` (see that file).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+
+from service import create_app
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m service", description=__doc__)
+    parser.add_argument("--index", default=None, help="index folder (default: $QA_INDEX or ./index)")
+    parser.add_argument("--model", default=None, help="sentence-transformers folder or hub id (default: $QA_MODEL)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    given = {"QA_INDEX": args.index, "QA_MODEL": args.model}
+    app = create_app({key: value for key, value in given.items() if value is not None})
+    app.run(host=args.host, port=args.port, threaded=True)
+
+
+if __name__ == "__main__":
+    main()

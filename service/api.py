@@ -1,0 +1,162 @@
+"""The routes: /api/ask, /api/documents/<doc_id>, /healthz, /readyz, /api/openapi.json."""
+from __future__ import annotations
+
+import json
+import re
+import time
+import unicodedata
+from typing import Any
+
+from flask import Blueprint, current_app, request
+from werkzeug.routing import BaseConverter
+
+from service import openapi
+from service.errors import ApiError
+from service.retrieval import Answer, Hit, Retriever
+from service.state import RetrieverState
+
+bp = Blueprint("api", __name__)
+
+_ALLOWED_CONTROLS = {"\t", "\n", "\r"}
+_BASE10 = re.compile(r"[+-]?[0-9]{1,9}")  # longer numbers are out of range anyway
+
+
+class DocIdConverter(BaseConverter):
+    """The rest of the URL path, slashes included, even a leading one: the view refuses what is no doc id.
+
+    (werkzeug's `path` converter would route a leading slash to a 404 instead of the promised 400.)
+    """
+
+    regex = ".+"
+    part_isolating = False
+
+
+@bp.get("/healthz")
+def healthz() -> dict:
+    return {"status": "ok"}
+
+
+@bp.get("/readyz")
+def readyz() -> dict:
+    retriever = _retriever()
+    return {"status": "ready", "index": retriever.build_id, "passages": retriever.passage_count}
+
+
+@bp.get("/api/openapi.json")
+def openapi_document() -> dict:
+    return openapi.document(_max_top_k())
+
+
+@bp.post("/api/ask")
+def ask_json() -> dict:
+    body = _json_object()
+    top_k = body.get("top_k", openapi.DEFAULT_TOP_K)
+    if type(top_k) is not int:  # bool is an int subclass; floats and strings are refused too
+        raise _top_k_error()
+    return _ask(body.get("question"), top_k)
+
+
+@bp.get("/api/ask")
+def ask_query() -> dict:
+    raw = request.args.get("top_k")
+    if raw is not None and not _BASE10.fullmatch(raw):
+        raise _top_k_error()
+    return _ask(request.args.get("q"), openapi.DEFAULT_TOP_K if raw is None else int(raw))
+
+
+@bp.get("/api/documents/<doc_id:doc_id>", merge_slashes=False)
+def document(doc_id: str) -> dict:
+    _check_doc_id(doc_id)
+    stored = _retriever().document(doc_id)
+    if stored is None:
+        raise ApiError(404, "not_found", f"no document {doc_id!r} in the index")
+    return {
+        "doc_id": stored.doc_id, "title": stored.title, "language": stored.language, "url": stored.url,
+        "date": stored.date, "sha256": stored.sha256, "original_length": stored.original_length,
+        "text": stored.clean_text,
+    }
+
+
+def _ask(question: Any, top_k: int) -> dict:
+    question = _check_question(question)
+    if not 1 <= top_k <= _max_top_k():
+        raise _top_k_error()
+    retriever = _retriever()
+    started = time.perf_counter()
+    answer = retriever.ask(question, top_k)
+    took_ms = round((time.perf_counter() - started) * 1000, 1)
+    return _answer_json(answer, took_ms)
+
+
+def _answer_json(answer: Answer, took_ms: float) -> dict:
+    return {
+        "question": answer.question,
+        "query_language": answer.query_language,
+        "passages": [_passage_json(hit) for hit in answer.hits],
+        "took_ms": took_ms,
+    }
+
+
+def _passage_json(hit: Hit) -> dict:
+    return {
+        "rank": hit.rank, "doc_id": hit.doc_id, "title": hit.title, "text": hit.text,
+        "start": hit.start, "end": hit.end, "score": hit.score,
+        "highlight": None if hit.highlight is None else {"start": hit.highlight[0], "end": hit.highlight[1]},
+    }
+
+
+def _json_object() -> dict:
+    if not request.is_json:
+        raise ApiError(415, "unsupported_media_type", "send the question as JSON with Content-Type: application/json")
+    try:
+        body = json.loads(request.get_data(cache=False))  # get_data answers 413 past MAX_CONTENT_LENGTH
+    except (ValueError, RecursionError) as error:  # bad syntax or encoding, or nesting too deep
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {error}") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_json", 'the body must be a JSON object: {"question": "…", "top_k": 5}')
+    return body
+
+
+def _check_question(question: Any) -> str:
+    if not isinstance(question, str):
+        raise ApiError(400, "invalid_question", "question is required and must be a string (GET: the q parameter)")
+    question = question.strip()
+    if not question:
+        raise ApiError(400, "invalid_question", "question is empty")
+    if len(question) > openapi.QUESTION_MAX_CHARS:
+        raise ApiError(
+            400, "question_too_long",
+            f"question has {len(question)} characters, at most {openapi.QUESTION_MAX_CHARS} are allowed",
+        )
+    if any(_is_control(character) for character in question):
+        raise ApiError(400, "invalid_question", "question contains NUL, control characters or lone surrogates")
+    return question
+
+
+def _is_control(character: str) -> bool:
+    return unicodedata.category(character) in ("Cc", "Cs") and character not in _ALLOWED_CONTROLS
+
+
+def _check_doc_id(doc_id: str) -> None:
+    """Ids are corpus-relative paths; they are only looked up in the store, but never accept a path escape."""
+    if doc_id.startswith("/") or "\\" in doc_id or "\0" in doc_id or {".", ".."} & set(doc_id.split("/")):
+        raise ApiError(
+            400, "invalid_doc_id",
+            "doc_id must be a corpus-relative path: no leading '/', no '.' or '..' segments, no '\\' or NUL",
+        )
+
+
+def _top_k_error() -> ApiError:
+    return ApiError(400, "invalid_top_k", f"top_k must be an integer from 1 to {_max_top_k()}")
+
+
+def _max_top_k() -> int:
+    return current_app.config["QA_MAX_TOP_K"]
+
+
+def _retriever() -> Retriever:
+    state: RetrieverState = current_app.extensions["qa_state"]
+    snapshot = state.current
+    if snapshot.retriever is None:
+        raise ApiError(503, "index_unavailable", snapshot.reason)
+    return snapshot.retriever

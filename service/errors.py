@@ -1,0 +1,46 @@
+"""Every error the service sends is JSON: {"error": {"code": <stable string>, "message": <for people>}}."""
+from __future__ import annotations
+
+from flask import Flask, Response, current_app, jsonify
+from werkzeug.exceptions import HTTPException
+
+# werkzeug's exceptions keep their own names as codes except where the HTTP name is clumsy
+_HTTP_CODES = {413: "payload_too_large"}
+
+
+class ApiError(Exception):
+    """A request the service refuses; `code` is stable, external tools match on it."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def register(app: Flask) -> None:
+    app.register_error_handler(ApiError, _api_error)
+    app.register_error_handler(HTTPException, _http_exception)
+    app.register_error_handler(Exception, _unexpected)
+
+
+def error_body(code: str, message: str) -> dict:
+    return {"error": {"code": code, "message": message}}
+
+
+def _api_error(error: ApiError) -> tuple[Response, int]:
+    return jsonify(error_body(error.code, error.message)), error.status
+
+
+def _http_exception(error: HTTPException) -> Response:
+    """404, 405, 413, 415 … from routing and werkzeug: keep status and headers (Allow), swap the HTML body."""
+    response = error.get_response()
+    code = _HTTP_CODES.get(error.code, error.name.lower().replace(" ", "_"))
+    response.data = current_app.json.dumps(error_body(code, error.description))
+    response.content_type = "application/json"
+    return response
+
+
+def _unexpected(error: Exception) -> tuple[Response, int]:
+    current_app.logger.exception("unexpected error", exc_info=error)
+    return jsonify(error_body("internal_error", "the service failed to answer; the error is logged")), 500
