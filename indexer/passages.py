@@ -34,7 +34,7 @@ def units(text: str) -> int:
 def split_passages(doc_id: str, clean: CleanText, target: int = TARGET_UNITS, overlap: int = OVERLAP_UNITS) -> list[Passage]:
     spans: list[tuple[int, int]] = []
     for section_start, section_end in _sections(clean):
-        sentences = _bounded_sentences(clean.text, section_start, section_end, target)
+        sentences = _bounded_sentences(clean, section_start, section_end, target)
         spans.extend(_pack(clean.text, sentences, target, overlap))
     return [_passage(doc_id, i, clean, start, end) for i, (start, end) in enumerate(spans)]
 
@@ -45,27 +45,28 @@ def _sections(clean: CleanText) -> list[tuple[int, int]]:
     return [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
 
 
-def _bounded_sentences(text: str, start: int, end: int, limit: int) -> list[tuple[int, int]]:
+def _bounded_sentences(clean: CleanText, start: int, end: int, limit: int) -> list[tuple[int, int]]:
     """Sentences of text[start:end]; one longer than `limit` units is split at clauses, then hard."""
-    result = []
+    text, result = clean.text, []
     for a, b in sentence_spans(text[start:end]):
         a, b = a + start, b + start
         if units(text[a:b]) <= limit:
             result.append((a, b))
         else:
-            result.extend(_split_long(text, a, b, limit))
+            result.extend(_split_long(clean, a, b, limit))
     return result
 
 
-def _split_long(text: str, start: int, end: int, limit: int) -> list[tuple[int, int]]:
-    pieces, piece_start, last_clause = [], start, None
+def _split_long(clean: CleanText, start: int, end: int, limit: int) -> list[tuple[int, int]]:
+    """Cut at the last clause mark that fits, else at the last unit that fits, never inside a construct."""
+    text, pieces, piece_start, last_clause = clean.text, [], start, None
     for match in _UNIT.finditer(text, start, end):
-        if units(text[piece_start : match.end()]) > limit:
+        if units(text[piece_start : match.end()]) > limit and clean.mapped.can_cut_before(match.start()):
             cut = last_clause if last_clause and last_clause > piece_start else match.start()
             pieces.append((piece_start, cut))
             piece_start, last_clause = cut, None
         clause = _CLAUSE_END.search(text, match.end(), min(match.end() + 1, end))
-        if clause:
+        if clause and clean.mapped.can_cut_before(clause.end()):
             last_clause = clause.end()
     pieces.append((piece_start, end))
     return [(a, b) for a, b in (_trim(text, a, b) for a, b in pieces) if b > a]

@@ -11,14 +11,14 @@ CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 
 FRAGMENTS = [
     "微软与OpenAI的协议。", "協(xié)議價值380億美元！", "數(shù)據(jù)中心", "250吉瓦(gigawatts)", "纳德拉(Satya Nadella)",
-    "[异常激烈](https://twitter.com/x?s=20)", "![]()", "![图](a.png)", "## 标题", "**重点**", "&amp;", "<b>粗</b>",
+    "[异常激烈](https://twitter.com/x?s=20)", "![]()", "![图](a.png)", "## 标题", "**重点**", "*斜体*", "[跨句。标签](u)", "[U.S. Steel](u)", "#", "C# ", "&amp;", "<b>粗</b>",
     "<p>", "<!-- c -->", "OpenAI is large. ", "GPT-3.5 is 3.5x faster? ", "Yes! ", "；", "，", " ", "  ", "\n", "\n\n",
     "\n加载中...\n", "\n关键词: OpenAI\n", "\n对文章打分\n", "ＯｐｅｎＡＩ", "「卖H100」", "——", "…",
 ]
 documents = st.lists(st.sampled_from(FRAGMENTS) | st.text(max_size=8), max_size=60).map("".join)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(raw=documents, is_html=st.booleans(), target=st.integers(10, 80))
 def test_cleaning_the_cited_original_reproduces_the_passage(raw, is_html, target):
     cleaned = clean(raw, is_html=is_html)

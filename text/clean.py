@@ -4,7 +4,7 @@ The rules, in order (each one tested in tests/test_clean.py):
  1. HTML comments go (000's `<!-- title: … -->` header).
  2. HTML documents: script/style/nav/header/footer/aside elements go with their content, block tags
     become line breaks, other tags go, entities become their characters.
- 3. Markdown: images and links become their label (`![]()` disappears), heading marks and `**` go.
+ 3. Markdown: images and links become their label (`![]()` disappears), heading marks and * / ** go.
  4. Inline pinyin annotations go: `協(xié)議` → `協議`; `10吉瓦(gigawatts)` stays (no tone mark).
  5. Site chrome lines go: lazy-load placeholders, rating widgets, breadcrumbs, keyword footers, platform
     notices (CHROME_LINES); everything from a rating widget's heading to the end goes (CHROME_TAIL).
@@ -32,11 +32,13 @@ _HTML_BLOCK_TAG = re.compile(
 _HTML_TAG = re.compile(r"</?[A-Za-z!][^>]*>")
 _HTML_ENTITY = re.compile(r"&(?:#\d{1,7}|#x[0-9a-f]{1,6}|[a-z][a-z0-9]{1,31});", re.I)
 
-_MD_IMAGE = re.compile(r"!\[([^\]\n]*)\]\([^)\n]*\)")
-_MD_LINK = re.compile(r"\[([^\]\n]+)\]\((?:[^()\s]|\([^()\s]*\))*\)")
-_MD_HEADING = re.compile(r"^[ \t]*#{1,6}[ \t]+", re.M)
-_MD_BOLD = re.compile(r"\*\*(?=\S)([^*\n]+?)\*\*")
-_MD_EMPHASIS_LINE = re.compile(r"^[ \t]*\*(?=\S)([^*\n]+)\*[ \t]*$", re.M)
+# Markup never spans a sentence end, so a passage boundary (always at a sentence end) can't fall
+# inside a construct; a heading mark counts wherever a sentence can start, not only at a line start.
+_NO_SENTENCE_END = r"(?:(?!\. )[^\]\n。！？；!?;*])"
+_MD_IMAGE = re.compile(rf"!\[({_NO_SENTENCE_END}*)\]\([^)\n]*\)")
+_MD_LINK = re.compile(rf"\[({_NO_SENTENCE_END}+)\]\((?:[^()\s]|\([^()\s]*\))*\)")
+_MD_HEADING = re.compile(r"(?<![^\s。！？；!?;…，,、：:])#{1,6}[ \t]+(?=\S)")
+_MD_EMPHASIS = re.compile(rf"(\*\*?)(?=[^\s*])({_NO_SENTENCE_END}+?)\1")
 
 # Whole lines (normalized: Simplified, half-width, case-folded, trimmed) that are site chrome.
 CHROME_LINES = re.compile(
@@ -104,8 +106,7 @@ def _strip_markdown(mapped: MappedText) -> MappedText:
     mapped = mapped.sub(_MD_IMAGE, lambda m: 1)
     mapped = mapped.sub(_MD_LINK, lambda m: 1)
     mapped = mapped.sub(_MD_HEADING, lambda m: "")
-    mapped = mapped.sub(_MD_BOLD, lambda m: 1)
-    return mapped.sub(_MD_EMPHASIS_LINE, lambda m: 1)
+    return mapped.sub(_MD_EMPHASIS, lambda m: 2)
 
 
 def is_chrome_line(line: str) -> bool:

@@ -5,6 +5,7 @@ of the match (a markdown link keeps its label) or writes a literal (an HTML enti
 character, junk becomes ''). Kept and written characters take their spans from the original, and the
 first and last of them are widened to the whole match, so a passage that ends on a link label also
 covers the `](url)` behind it: re-cleaning the original slice gives back exactly the passage text.
+Characters that came out of one construct share an atom number, and nothing may cut between them.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# A replacement is either the number of the group to keep or a literal string.
+# A replacement is either the number of the group to keep (0: keep the match as it is) or a literal.
 Replacement = int | str
 
 
@@ -23,11 +24,15 @@ class MappedText:
     text: str
     starts: np.ndarray  # starts[i]: offset in the original of the first character behind text[i]
     ends: np.ndarray  # ends[i]: offset just past the last original character behind text[i]
+    atoms: np.ndarray  # atoms[i] > 0: text[i] is part of a construct that must not be cut apart
 
     @classmethod
     def identity(cls, text: str) -> MappedText:
         positions = np.arange(len(text), dtype=np.int64)
-        return cls(text, positions, positions + 1)
+        return cls(text, positions, positions + 1, np.zeros(len(text), dtype=np.int64))
+
+    def can_cut_before(self, i: int) -> bool:
+        return i <= 0 or i >= len(self.text) or self.atoms[i] == 0 or self.atoms[i] != self.atoms[i - 1]
 
     def __len__(self) -> int:
         return len(self.text)
@@ -37,42 +42,46 @@ class MappedText:
         return int(self.starts[start]), int(self.ends[end - 1])
 
     def sub(self, pattern: re.Pattern[str], replace: Callable[[re.Match[str]], Replacement]) -> MappedText:
-        texts: list[str] = []
-        starts: list[np.ndarray] = []
-        ends: list[np.ndarray] = []
+        pieces: list[MappedText] = []
         done = 0
+        next_atom = int(self.atoms.max(initial=0)) + 1
         for match in pattern.finditer(self.text):
             first, last = match.span()
             if first == last:
                 continue
-            texts.append(self.text[done:first])
-            starts.append(self.starts[done:first])
-            ends.append(self.ends[done:first])
-            piece, piece_starts, piece_ends = self._replacement(match, replace(match))
-            texts.append(piece)
-            starts.append(piece_starts)
-            ends.append(piece_ends)
+            pieces.append(self._slice(done, first))
+            pieces.append(self._replacement(match, replace(match), next_atom))
+            next_atom += 1
             done = last
-        if not texts:
+        if not pieces:
             return self
-        texts.append(self.text[done:])
-        starts.append(self.starts[done:])
-        ends.append(self.ends[done:])
-        return MappedText("".join(texts), np.concatenate(starts), np.concatenate(ends))
+        pieces.append(self._slice(done, len(self.text)))
+        return MappedText(
+            "".join(p.text for p in pieces),
+            np.concatenate([p.starts for p in pieces]),
+            np.concatenate([p.ends for p in pieces]),
+            np.concatenate([p.atoms for p in pieces]),
+        )
 
-    def _replacement(self, match: re.Match[str], replacement: Replacement) -> tuple[str, np.ndarray, np.ndarray]:
+    def _slice(self, start: int, end: int) -> MappedText:
+        return MappedText(self.text[start:end], self.starts[start:end], self.ends[start:end], self.atoms[start:end])
+
+    def _replacement(self, match: re.Match[str], replacement: Replacement, atom: int) -> MappedText:
         first, last = match.span()
         span_start, span_end = self.starts[first], self.ends[last - 1]
         if isinstance(replacement, str):
             n = len(replacement)
-            return replacement, np.full(n, span_start, np.int64), np.full(n, span_end, np.int64)
+            full = np.full(n, span_start, np.int64), np.full(n, span_end, np.int64)
+            return MappedText(replacement, *full, np.full(n, atom if n > 1 else 0, np.int64))
+        if replacement == 0:  # the whole match, unchanged
+            return self._slice(first, last)
         group_first, group_last = match.span(replacement)
         if group_first < 0 or group_first == group_last:
-            return "", np.empty(0, np.int64), np.empty(0, np.int64)
-        piece_starts = self.starts[group_first:group_last].copy()
-        piece_ends = self.ends[group_first:group_last].copy()
-        piece_starts[0], piece_ends[-1] = span_start, span_end
-        return match.group(replacement), piece_starts, piece_ends
+            return MappedText.identity("")
+        piece = self._slice(group_first, group_last)
+        starts, ends = piece.starts.copy(), piece.ends.copy()
+        starts[0], ends[-1] = span_start, span_end
+        return MappedText(piece.text, starts, ends, np.full(len(piece.text), atom, np.int64))
 
     def delete_spans(self, spans: list[tuple[int, int]]) -> MappedText:
         """Remove the given sorted, disjoint [start, end) ranges of the cleaned text."""
@@ -80,4 +89,4 @@ class MappedText:
         for start, end in spans:
             keep[start:end] = False
         text = "".join(ch for ch, k in zip(self.text, keep) if k)
-        return MappedText(text, self.starts[keep], self.ends[keep])
+        return MappedText(text, self.starts[keep], self.ends[keep], self.atoms[keep])
