@@ -1,0 +1,41 @@
+# Everything a fresh machine needs is installed by the targets that need it: `make serve` and
+# `make test` work on a clean clone (venv → model → index → run).
+PYTHON_SYSTEM ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+CORPUS ?= corpus
+INDEX ?= index
+MODEL_DIR ?= models/multilingual-e5-small
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: install model index serve test eval bench clean
+
+install: $(VENV)/.installed
+
+# torch first, pinned: 2.13.0 resolves to the machine's CPU wheel; letting sentence-transformers pull
+# torch would download GBs of CUDA wheels.
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON_SYSTEM) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -r requirements.txt
+	touch $@
+
+model: install
+	$(PY) -m indexer.convert_model --out $(MODEL_DIR)
+
+index: model
+	$(PY) -m indexer build --corpus $(CORPUS) --index $(INDEX)
+
+serve: index
+	QA_INDEX=$(INDEX) HOST=$(HOST) PORT=$(PORT) $(VENV)/bin/gunicorn -c service/gunicorn.conf.py 'service:create_app()'
+
+test: model
+	$(PY) -m pytest -q tests
+
+clean:
+	rm -rf $(INDEX) .pytest_cache .hypothesis

@@ -1,0 +1,49 @@
+"""python -m indexer build --corpus DIR --index DIR [--model M] [--force]"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no hub here: fail fast instead of hanging on the network
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m indexer", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    build = commands.add_parser("build", help="build the hybrid index of a corpus folder")
+    build.add_argument("--corpus", type=Path, default=Path("corpus"))
+    build.add_argument("--index", type=Path, default=Path("index"))
+    build.add_argument("--model", default=None, help="sentence-transformers folder or hub id (default: $QA_MODEL)")
+    build.add_argument("--force", action="store_true", help="rebuild even if the index is up to date")
+    build.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+
+    from indexer.build import build_index, is_up_to_date
+    from indexer.embedding import ModelMissingError, configured_model, load_embedder, model_id
+
+    if not args.corpus.is_dir():
+        print(f"error: corpus folder {args.corpus} does not exist", file=sys.stderr)
+        return 2
+    model = configured_model(args.model)
+    if not args.force and is_up_to_date(args.corpus, args.index, model_id(model)):
+        print(f"index at {args.index} is up to date with {args.corpus} (use --force to rebuild)")
+        return 0
+    try:
+        embedder = load_embedder(model)
+    except ModelMissingError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    try:
+        result = build_index(args.corpus, args.index, embedder, progress=not args.quiet)
+    except ValueError as error:
+        print(f"error: {error}; the previous index (if any) is still current", file=sys.stderr)
+        return 1
+    print(result.summary())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

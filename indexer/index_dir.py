@@ -1,0 +1,141 @@
+"""The index directory: the contract between the indexer and the service.
+
+    INDEX/current -> builds/<build id>        (a symlink, switched atomically)
+    INDEX/builds/<build id>/manifest.json     (format version, model, counts, corpus hashes, skipped files)
+                           /passages.sqlite   (documents, passages, offsets)
+                           /vectors.faiss     (dense, row i = passage id i)
+                           /bm25/             (keyword, column i = passage id i)
+
+A build writes builds/.tmp-<id>/ and renames it when complete; only then does `current` move. A build
+that dies midway leaves a .tmp folder (removed by the next build) and `current` untouched.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import bm25s
+import faiss
+
+from indexer.keyword import load_keyword_index
+from indexer.store import StoreReader
+from indexer.vectors import load_vector_index
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+STORE = "passages.sqlite"
+VECTORS = "vectors.faiss"
+KEYWORDS = "bm25"
+KEEP_PREVIOUS_BUILDS = 1  # kept for rollback; older builds are deleted after a switch
+
+
+class IndexUnusable(RuntimeError):
+    """An index that cannot be used; the message says why, in words a user can act on."""
+
+
+def builds_dir(root: Path) -> Path:
+    return root / "builds"
+
+
+def current_build(root: Path) -> Path | None:
+    link = root / "current"
+    return link.resolve() if link.is_symlink() and link.resolve().is_dir() else None
+
+
+def new_build_dir(root: Path, build_id: str) -> Path:
+    remove_stale_temporaries(root)
+    tmp = builds_dir(root) / f".tmp-{build_id}"
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def remove_stale_temporaries(root: Path) -> None:
+    for stale in builds_dir(root).glob(".tmp-*") if builds_dir(root).is_dir() else []:
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def publish(root: Path, tmp: Path, build_id: str) -> Path:
+    """Rename the finished build into place, then point `current` at it in one atomic rename."""
+    final = builds_dir(root) / build_id
+    os.replace(tmp, final)
+    link_tmp = root / f".current-{build_id}"
+    link_tmp.symlink_to(Path("builds") / build_id)
+    os.replace(link_tmp, root / "current")
+    _remove_old_builds(root, keep={final.name})
+    return final
+
+
+def _remove_old_builds(root: Path, keep: set[str]) -> None:
+    builds = sorted((p for p in builds_dir(root).iterdir() if not p.name.startswith(".")), key=lambda p: p.name)
+    old = [p for p in builds if p.name not in keep]
+    for stale in old[: max(0, len(old) - KEEP_PREVIOUS_BUILDS)]:
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def write_manifest(build: Path, manifest: dict) -> None:
+    (build / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+
+
+def read_manifest(build: Path) -> dict:
+    try:
+        manifest = json.loads((build / MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise IndexUnusable(f"{build} has no {MANIFEST}; rebuild it with `make index`") from None
+    except (OSError, ValueError) as error:
+        raise IndexUnusable(f"{build / MANIFEST} is unreadable ({error}); rebuild it with `make index`") from None
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexUnusable(
+            f"index format {manifest.get('format_version')} at {build}, this code reads {FORMAT_VERSION}; "
+            "rebuild it with `make index`"
+        )
+    return manifest
+
+
+@dataclass
+class OpenIndex:
+    path: Path
+    manifest: dict
+    store: StoreReader
+    vectors: faiss.Index
+    keywords: bm25s.BM25
+
+    @property
+    def build_id(self) -> str:
+        return self.manifest["build_id"]
+
+
+def open_index(root: Path, model_id: str, model_dim: int) -> OpenIndex:
+    """Open INDEX/current and check it is whole and made with this model; IndexUnusable says what is wrong."""
+    build = current_build(root)
+    if build is None:
+        raise IndexUnusable(f"no index at {root}; build one with `make index` (python -m indexer build)")
+    manifest = read_manifest(build)
+    built_with = manifest["model"]
+    if (built_with["id"], built_with["dim"]) != (model_id, model_dim):
+        raise IndexUnusable(
+            f"index {build.name} was built with model {built_with['id']} ({built_with['dim']}-d) but the service "
+            f"runs {model_id} ({model_dim}-d); rebuild the index with this model or set QA_MODEL={built_with['id']}"
+        )
+    try:
+        store = StoreReader(build / STORE)
+        store.check()
+        vectors = load_vector_index(build / VECTORS)
+        keywords = load_keyword_index(build / KEYWORDS)
+    except (sqlite3.DatabaseError, RuntimeError, OSError, ValueError, KeyError) as error:
+        raise IndexUnusable(f"index {build.name} is damaged or incomplete: {error}") from None
+    _check_counts(build, manifest, store, vectors, keywords)
+    return OpenIndex(build, manifest, store, vectors, keywords)
+
+
+def _check_counts(build: Path, manifest: dict, store: StoreReader, vectors: faiss.Index, keywords: bm25s.BM25) -> None:
+    expected = manifest["counts"]["passages"]
+    found = {"passage store": store.passage_count, "vectors": vectors.ntotal, "bm25": keywords.scores["num_docs"]}
+    wrong = {name: n for name, n in found.items() if n != expected}
+    if wrong:
+        raise IndexUnusable(f"index {build.name} is inconsistent: manifest says {expected} passages, found {wrong}")
+    if vectors.d != manifest["model"]["dim"]:
+        raise IndexUnusable(f"index {build.name} has {vectors.d}-d vectors, manifest says {manifest['model']['dim']}")

@@ -1,0 +1,44 @@
+"""The keyword side: BM25 (bm25s) over jieba tokens of the normalized passage text."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import bm25s
+import numpy as np
+from bm25s.tokenization import Tokenized
+
+from text.normalize import normalize
+from text.segment import keyword_tokens
+
+
+class VocabularyBuilder:
+    """Maps tokens to ids while passages stream by, so the corpus is held as ints, not strings."""
+
+    def __init__(self) -> None:
+        self.vocab: dict[str, int] = {}
+        self.ids: list[list[int]] = []
+
+    def add(self, text: str) -> None:
+        vocab = self.vocab
+        self.ids.append([vocab.setdefault(token, len(vocab)) for token in keyword_tokens(normalize(text))])
+
+    def build(self) -> bm25s.BM25:
+        retriever = bm25s.BM25()
+        retriever.index(Tokenized(ids=self.ids, vocab=self.vocab), show_progress=False)
+        return retriever
+
+
+def save_keyword_index(retriever: bm25s.BM25, folder: Path) -> None:
+    retriever.save(str(folder), show_progress=False)
+
+
+def load_keyword_index(folder: Path) -> bm25s.BM25:
+    return bm25s.BM25.load(str(folder), mmap=True, show_progress=False)
+
+
+def keyword_scores(retriever: bm25s.BM25, question: str) -> np.ndarray:
+    """BM25 score of every passage for the question (zeros when no token is in the vocabulary)."""
+    tokens = [t for t in keyword_tokens(normalize(question)) if t in retriever.vocab_dict]
+    if not tokens:
+        return np.zeros(retriever.scores["num_docs"], dtype=np.float32)
+    return retriever.get_scores(tokens)
