@@ -78,10 +78,14 @@ def document(doc_id: str) -> dict:
 
 
 def _ask(question: Any, top_k: int) -> dict:
-    question = _check_question(question)
+    question = check_question(question)
     if not 1 <= top_k <= _max_top_k():
         raise _top_k_error()
-    retriever = _retriever()
+    return answer_json(_retriever(), question, top_k)
+
+
+def answer_json(retriever: Retriever, question: str, top_k: int) -> dict:
+    """The /api/ask answer to a checked question, timed; `python -m service.cli ask --json` prints the same."""
     started = time.perf_counter()
     answer = retriever.ask(question, top_k)
     took_ms = round((time.perf_counter() - started) * 1000, 1)
@@ -117,7 +121,7 @@ def _json_object() -> dict:
     return body
 
 
-def _check_question(question: Any) -> str:
+def check_question(question: Any) -> str:
     if not isinstance(question, str):
         raise ApiError(400, "invalid_question", "question is required and must be a string (GET: the q parameter)")
     question = question.strip()
