@@ -12,7 +12,7 @@ PORT ?= 8000
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install model index serve test eval bench clean
+.PHONY: install model index serve test eval bench clean browser
 
 install: $(VENV)/.installed
 
@@ -34,8 +34,19 @@ index: model
 serve: index
 	QA_INDEX=$(INDEX) HOST=$(HOST) PORT=$(PORT) $(VENV)/bin/gunicorn -c service/gunicorn.conf.py 'service:create_app()'
 
-test: model
+test: model browser
 	$(PY) -m pytest -q tests
+
+# The web page's browser test (tests/test_web.py) drives Debian's headless Chromium with selenium; the CJK font
+# makes its screenshots (test-artifacts/) readable. Installed only when missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+CJK_FONT := /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ] || [ ! -e $(CJK_FONT) ]; then \
+		$(SUDO) apt-get update && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+			chromium chromium-driver fonts-noto-cjk; \
+	fi
 
 clean:
 	rm -rf $(INDEX) .pytest_cache .hypothesis

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from service import errors, openapi
+from service import errors, openapi, web
 from service.api import DocIdConverter, bp
 from service.state import RetrieverState
 
@@ -30,6 +30,7 @@ def create_app(config: dict | None = None) -> Flask:
     errors.register(app)
     app.url_map.converters["doc_id"] = DocIdConverter  # before the blueprint: its rules use it
     app.register_blueprint(bp)
+    app.register_blueprint(web.bp)  # the page at / and /documents/<doc_id>
     state = RetrieverState()
     if app.config["LOAD_INDEX"]:
         state.load(Path(app.config["QA_INDEX"]), app.config["QA_MODEL"])

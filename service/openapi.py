@@ -20,6 +20,10 @@ def _json(schema: dict, description: str) -> dict:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+def _html(description: str) -> dict:
+    return {"description": description, "content": {"text/html": {"schema": {"type": "string"}}}}
+
+
 def _error(description: str) -> dict:
     return _json(_ref("Error"), description)
 
@@ -143,6 +147,28 @@ def _paths() -> dict:
         "/api/openapi.json": {"get": {
             "summary": "This document",
             "responses": {"200": _json({"type": "object"}, "the OpenAPI document")},
+        }},
+        "/": {"get": {
+            "summary": "The web page for people: ask, read cited passages, switch 原文/简体/繁體 (uses /api/ask)",
+            "parameters": [{"name": "q", "in": "query", "required": False, "schema": {"type": "string"},
+                            "description": "a question to ask as the page opens"}],
+            "responses": {"200": _html("the page")},
+        }},
+        "/documents/{doc_id}": {"get": {
+            "summary": "One document as a page to read (the data of /api/documents/{doc_id}); a result links here "
+                       "with #passage=<passage text>, which the page marks",
+            "parameters": [
+                {"name": "doc_id", "in": "path", "required": True, "schema": {"type": "string"},
+                 "description": "as for /api/documents/{doc_id}"},
+                {"name": "q", "in": "query", "required": False, "schema": {"type": "string"},
+                 "description": "the question, for the link back to the results"},
+            ],
+            "responses": {
+                "200": _html("the document"),
+                "400": _html("invalid_doc_id, as a page"),
+                "404": _html("not_found, as a page"),
+                "503": _html("index_unavailable, as a page"),
+            },
         }},
     }
 

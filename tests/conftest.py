@@ -1,6 +1,14 @@
-"""Shared, expensive fixtures: the embedding model and an index of corpus/ are built once per session."""
+"""Shared, expensive fixtures: the embedding model, an index of corpus/ and a gunicorn serving it are set up
+once per session."""
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,7 +19,10 @@ from indexer.build import build_index
 from indexer.embedding import Embedder, load_embedder
 from service import create_app
 
-CORPUS = Path(__file__).resolve().parent.parent / "corpus"
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "corpus"
+GUNICORN = Path(sys.executable).parent / "gunicorn"
+READY_WITHIN_SECONDS = 120
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +48,53 @@ def app(seed_index: Path) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _is_ready(base: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{base}/readyz", timeout=10) as response:
+            return response.status == 200
+    except OSError:  # not listening yet, or 503 (HTTPError is an OSError)
+        return False
+
+
+def wait_until_ready(base: str, server: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + READY_WITHIN_SECONDS
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"gunicorn exited with {server.returncode}:\n{log.read_text()}")
+        if _is_ready(base):
+            return
+        time.sleep(0.5)
+    pytest.fail(f"gunicorn was not ready within {READY_WITHIN_SECONDS} s:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="session")
+def server(seed_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The real server: gunicorn with service/gunicorn.conf.py serving the seed index on a free loopback port;
+    yields its base URL (http://127.0.0.1:PORT). Its log is in the session's temporary folder."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
+    env = {**os.environ, "QA_INDEX": str(seed_index), "HOST": "127.0.0.1", "PORT": str(port), "THREADS": "4"}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(GUNICORN), "-c", "service/gunicorn.conf.py", "service:create_app()"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(base, process, log)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

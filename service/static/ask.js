@@ -1,0 +1,153 @@
+/* The question page: ask /api/ask, show the passages as cards.
+ *
+ * All text from the service goes into the page with textContent (never as HTML). The question is kept in
+ * the address (?q=), so reloading, going back from a document or sharing the link shows the same answer.
+ */
+(function () {
+  "use strict";
+
+  var LANGUAGES = { "zh-Hans": "简体中文", "zh-Hant": "繁體中文", "en": "English", "mixed": "中英混合 mixed", "zh": "中文" };
+  var form = document.getElementById("ask-form");
+  var input = document.getElementById("question");
+  var statusLine = document.getElementById("status");
+  var results = document.getElementById("results");
+  var template = document.getElementById("card-template");
+  var topK = Number(form.dataset.topK) || 5;
+  var inFlight = null;
+
+  function element(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function badge(language) {
+    var node = element("span", "badge", LANGUAGES[language] || language);
+    node.dataset.lang = language;
+    return node;
+  }
+
+  function setStatus(kind, parts) {
+    statusLine.className = "status " + kind;
+    statusLine.replaceChildren.apply(statusLine, parts);
+  }
+
+  function documentUrl(passage, question) {
+    var path = passage.doc_id.split("/").map(encodeURIComponent).join("/");
+    // the passage text is a verbatim slice of the document's cleaned text: the document page finds and
+    // marks it. It travels in the fragment, which is never sent to the server (no URL length limit).
+    return form.dataset.documents + path + "?q=" + encodeURIComponent(question)
+      + "#passage=" + encodeURIComponent(passage.text);
+  }
+
+  /* The passage as text nodes around a <mark> of the highlighted sentence. The API's highlight offsets
+   * count Unicode code points (Python), so the text is sliced as code points, not UTF-16 units. */
+  function fillPassage(container, passage, lang) {
+    var spans = [];
+    var chars = Array.from(passage.text);
+    var highlight = passage.highlight;
+    if (highlight && highlight.start < highlight.end && highlight.end <= chars.length) {
+      spans.push([element("span"), chars.slice(0, highlight.start).join("")]);
+      spans.push([element("mark", "hl"), chars.slice(highlight.start, highlight.end).join("")]);
+      spans.push([element("span"), chars.slice(highlight.end).join("")]);
+    } else {
+      spans.push([element("span"), passage.text]);
+    }
+    spans.forEach(function (pair) {
+      QAScript.setText(pair[0], pair[1], lang);
+      container.appendChild(pair[0]);
+    });
+  }
+
+  function card(passage, question) {
+    var node = template.content.firstElementChild.cloneNode(true);
+    var language = QAScript.languageOf(passage.text);
+    node.dataset.docId = passage.doc_id;
+    node.dataset.rank = passage.rank;
+    node.querySelector(".rank").textContent = passage.rank;
+    QAScript.setText(node.querySelector(".card-title"), passage.title,
+      QAScript.htmlLang(QAScript.languageOf(passage.title)));
+    var languageBadge = node.querySelector(".lang-badge");
+    languageBadge.textContent = LANGUAGES[language] || language;
+    languageBadge.dataset.lang = language;
+    fillPassage(node.querySelector(".passage"), passage, QAScript.htmlLang(language));
+    node.querySelector(".doc-id").textContent = passage.doc_id;
+    node.querySelector(".cite").textContent = "chars " + passage.start + "–" + passage.end;
+    node.querySelector(".cite").title = "offsets of the passage in the original file";
+    node.querySelector(".score").textContent = "score " + passage.score.toFixed(3);
+    node.querySelector(".open-doc").href = documentUrl(passage, question);
+    return node;
+  }
+
+  function show(answer) {
+    results.replaceChildren();
+    var count = answer.passages.length;
+    if (count === 0) {
+      setStatus("empty", [badge(answer.query_language), document.createTextNode(
+        " 没有找到相关段落 · No passage answers this question.")]);
+      return;
+    }
+    setStatus("done", [
+      badge(answer.query_language),
+      document.createTextNode(" question · " + count + (count === 1 ? " passage" : " passages")
+        + " · " + Math.round(answer.took_ms) + " ms"),
+    ]);
+    answer.passages.forEach(function (passage) {
+      results.appendChild(card(passage, answer.question));
+    });
+  }
+
+  function ask(question) {
+    question = question.trim();
+    if (!question) {
+      input.focus();
+      return;
+    }
+    var address = new URL(window.location.href);
+    address.searchParams.set("q", question);
+    address.hash = "";
+    history.replaceState(null, "", address);
+    document.getElementById("intro").hidden = true;
+    if (inFlight) inFlight.abort();
+    var controller = new AbortController();
+    inFlight = controller;
+    form.setAttribute("aria-busy", "true");
+    setStatus("busy", [document.createTextNode("正在检索… Searching…")]);
+    fetch(form.dataset.api, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "Accept": "application/json" },
+      body: JSON.stringify({ question: question, top_k: topK }),
+      signal: controller.signal,
+    }).then(function (response) {
+      return response.json().then(function (body) {
+        if (!response.ok) {
+          var message = body && body.error ? body.error.message : "HTTP " + response.status;
+          throw new Error(message);
+        }
+        return body;
+      });
+    }).then(show).catch(function (error) {
+      if (error.name === "AbortError") return;
+      results.replaceChildren();
+      setStatus("error", [document.createTextNode("出错了 · " + error.message)]);
+    }).finally(function () {
+      if (inFlight === controller) {
+        inFlight = null;
+        form.removeAttribute("aria-busy");
+      }
+    });
+  }
+
+  form.addEventListener("submit", function (event) {
+    event.preventDefault(); // Enter in the box submits the form: ask without reloading the page
+    ask(input.value);
+  });
+  document.querySelectorAll(".chip").forEach(function (chip) {
+    chip.addEventListener("click", function () {
+      input.value = chip.dataset.question;
+      ask(input.value);
+    });
+  });
+  if (input.value.trim()) ask(input.value); // opened as /?q=…
+})();
