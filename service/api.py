@@ -106,6 +106,7 @@ def _passage_json(hit: Hit) -> dict:
         "rank": hit.rank, "doc_id": hit.doc_id, "title": hit.title, "text": hit.text,
         "start": hit.start, "end": hit.end, "score": hit.score,
         "highlight": None if hit.highlight is None else {"start": hit.highlight[0], "end": hit.highlight[1]},
+        "language": hit.language,
     }
 
 

@@ -65,6 +65,8 @@ def _schemas(max_top_k: int) -> dict:
             "end": {**offset, "description": "end offset (exclusive) in the original document"},
             "score": {"type": "number"},
             "highlight": {"oneOf": [_ref("Highlight"), {"type": "null"}]},
+            "language": {"type": "string", "enum": ["zh-Hans", "zh-Hant", "en", "mixed"],
+                         "description": "language and script of the cited document"},
         }),
         "AskResponse": _object({
             "question": string,

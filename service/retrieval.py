@@ -51,6 +51,7 @@ class Hit:
     end: int
     score: float
     highlight: tuple[int, int] | None
+    language: str  # the script/language of the cited document: zh-Hans, zh-Hant, en or mixed
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,7 @@ class Retriever:
             end=passage.end,
             score=round(float(score), 4),
             highlight=best_sentence(passage.text, query_tokens),
+            language=passage.language,
         )
 
 

@@ -41,8 +41,9 @@ def test_traditional_chinese_question_gets_structured_passages(client: FlaskClie
     assert 1 <= len(passages) <= 5
     assert [p["rank"] for p in passages] == list(range(1, len(passages) + 1))
     for passage in passages:
-        assert list(passage) == ["rank", "doc_id", "title", "text", "start", "end", "score", "highlight"]
+        assert list(passage) == ["rank", "doc_id", "title", "text", "start", "end", "score", "highlight", "language"]
         assert passage["text"] and 0 <= passage["start"] < passage["end"]
+        assert passage["language"] in ("zh-Hans", "zh-Hant", "en", "mixed")
         if passage["highlight"] is not None:
             assert 0 <= passage["highlight"]["start"] < passage["highlight"]["end"] <= len(passage["text"])
     assert "協議" in response.get_data(as_text=True)  # sent as UTF-8 text, not \u escapes

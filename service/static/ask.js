@@ -62,12 +62,12 @@
 
   function card(passage, question) {
     var node = template.content.firstElementChild.cloneNode(true);
-    var language = QAScript.languageOf(passage.text);
+    var language = passage.language;
     node.dataset.docId = passage.doc_id;
     node.dataset.rank = passage.rank;
     node.querySelector(".rank").textContent = passage.rank;
     QAScript.setText(node.querySelector(".card-title"), passage.title,
-      QAScript.htmlLang(QAScript.languageOf(passage.title)));
+      QAScript.htmlLang(language));
     var languageBadge = node.querySelector(".lang-badge");
     languageBadge.textContent = LANGUAGES[language] || language;
     languageBadge.dataset.lang = language;

@@ -9,8 +9,6 @@
   "use strict";
 
   var STORAGE_KEY = "qa.script";
-  var HAN = /[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]/g;
-  var LATIN_WORD = /[A-Za-z][A-Za-z'-]*/g;
   var originals = new WeakMap(); // element -> {text, lang}
   var converters = {};
   var mode = "original";
@@ -28,30 +26,7 @@
     return converters[which];
   }
 
-  function changed(before, after) {
-    var count = Math.abs(before.length - after.length);
-    for (var i = 0; i < Math.min(before.length, after.length); i++) {
-      if (before[i] !== after[i]) count++;
-    }
-    return count;
-  }
-
-  /* zh-Hans, zh-Hant, en or mixed, as text/normalize.py's detect_language decides it: by the share of Han
-   * characters among Han characters and Latin words, and for Chinese by which conversion changes more. */
-  function languageOf(text) {
-    var han = (text.match(HAN) || []).length;
-    var latin = (text.match(LATIN_WORD) || []).length;
-    if (han + latin === 0) return "mixed";
-    var share = han / (han + latin);
-    if (share >= 0.6) {
-      var toHans = converter("hans"), toHant = converter("hant");
-      if (!toHans) return "zh";
-      return changed(text, toHans(text)) > changed(text, toHant(text)) ? "zh-Hant" : "zh-Hans";
-    }
-    return share <= 0.15 ? "en" : "mixed";
-  }
-
-  /* A valid HTML lang for a detected language ("mixed" is not one). */
+  /* A valid HTML lang for a passage's language as the API reports it ("mixed" is not one). */
   function htmlLang(language) {
     return language === "mixed" ? "zh" : language;
   }
@@ -107,6 +82,6 @@
     });
   }
 
-  window.QAScript = { setText: setText, languageOf: languageOf, htmlLang: htmlLang };
+  window.QAScript = { setText: setText, htmlLang: htmlLang };
   init(); // scripts are deferred: the document is parsed
 })();
