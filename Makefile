@@ -48,5 +48,9 @@ browser:
 			chromium chromium-driver fonts-noto-cjk; \
 	fi
 
+# Retrieval accuracy (evals/README.md): every set, or one with SET=xquad|drcd|cmrc|seed.
+eval: model
+	$(PY) -m evals $(if $(SET),--set $(SET),)
+
 clean:
 	rm -rf $(INDEX) .pytest_cache .hypothesis

@@ -1,0 +1,47 @@
+"""python -m evals [--set xquad|drcd|cmrc|seed] [--limit N] [--rebuild] [--datasets DIR] [--model M]"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything is local: fail fast instead of waiting on the hub
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from evals.datasets import DEFAULT_DATASETS, SETS
+
+    parser = argparse.ArgumentParser(prog="python -m evals", description="Retrieval accuracy: hybrid vs BM25 vs dense.")
+    parser.add_argument("--set", choices=SETS, default=None, help="run one set (default: all)")
+    parser.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N questions of each row")
+    parser.add_argument("--rebuild", action="store_true", help="rebuild the cached eval indexes")
+    parser.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS,
+                        help="folder with xquad/, drcd/, cmrc2018/ (default: ../shared/datasets)")
+    parser.add_argument("--model", default=None, help="sentence-transformers folder or hub id (default: $QA_MODEL)")
+    args = parser.parse_args(argv)
+    sets = [args.set] if args.set else list(SETS)
+    if any(s != "seed" for s in sets) and not args.datasets.is_dir():
+        print(f"error: datasets folder {args.datasets} does not exist (use --datasets, or --set seed)", file=sys.stderr)
+        return 2
+    if args.limit is not None and args.limit < 1:
+        parser.error("--limit must be at least 1")
+
+    from evals import report
+    from evals.runner import run
+    from indexer.embedding import ModelMissingError
+
+    try:
+        result = run(sets, args.datasets, args.limit, args.rebuild, model=args.model)
+    except ModelMissingError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(report.terminal(result))
+    json_path, md_path = report.write(result)
+    print(f"\nwrote {json_path} and {md_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""Render a run: the terminal table, evals/results/<timestamp>.json and evals/results/latest.md."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+
+from evals.datasets import PROJECT_ROOT
+from evals.metrics import METRICS
+from evals.runner import MODES, RowResult, RunResult
+
+RESULTS_DIR = PROJECT_ROOT / "evals" / "results"
+HEADER = ["row", "questions", "mode", *METRICS, "answer@5"]
+GAP_HEADER = ["set", "Traditional row", "Simplified row", *(f"{mode} ΔR@1" for mode in MODES)]
+TRAILING_METRICS = ("R@1", "MRR@10")
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
+
+
+def _signed(value: float) -> str:
+    return f"{value:+.3f}"
+
+
+def result_cells(result: RunResult, mark: tuple[str, str]) -> list[list[str]]:
+    """One line per (row, mode); the best mode of each row and metric is wrapped in `mark`."""
+    lines = []
+    for row in result.rows:
+        best = {m: max(row.modes[mode].metrics[m] for mode in MODES) for m in METRICS}
+        for i, mode in enumerate(MODES):
+            scores = row.modes[mode].metrics
+            values = [
+                f"{mark[0]}{_number(scores[m])}{mark[1]}" if scores[m] == best[m] else _number(scores[m])
+                for m in METRICS
+            ]
+            first = i == 0
+            lines.append([row.name if first else "", str(row.questions) if first else "", mode, *values,
+                          _number(row.modes[mode].answer_at_5)])
+    return lines
+
+
+def script_gaps(result: RunResult) -> list[tuple[str, RowResult, RowResult]]:
+    """(set, Traditional-question row, Simplified-question row) for each set that has exactly one of each."""
+    gaps = []
+    for set_name in dict.fromkeys(row.set_name for row in result.rows):
+        by_script = {s: [r for r in result.rows if r.set_name == set_name and r.script == s] for s in ("zh-Hant", "zh-Hans")}
+        if all(len(rows) == 1 for rows in by_script.values()):
+            gaps.append((set_name, by_script["zh-Hant"][0], by_script["zh-Hans"][0]))
+    return gaps
+
+
+def gap_cells(result: RunResult) -> list[list[str]]:
+    return [
+        [set_name, trad.name, simp.name,
+         *(_signed(trad.modes[m].metrics["R@1"] - simp.modes[m].metrics["R@1"]) for m in MODES)]
+        for set_name, trad, simp in script_gaps(result)
+    ]
+
+
+def trailing(result: RunResult) -> list[str]:
+    """Rows where the shipped fusion scores below one of the signals it fuses."""
+    notes = []
+    for row in result.rows:
+        for metric in TRAILING_METRICS:
+            hybrid = row.modes["hybrid"].metrics[metric]
+            best_mode = max((m for m in MODES if m != "hybrid"), key=lambda m: row.modes[m].metrics[metric])
+            baseline = row.modes[best_mode].metrics[metric]
+            if hybrid < baseline:
+                notes.append(f"{row.name}: hybrid {metric} {hybrid:.3f} < {best_mode} {baseline:.3f}")
+    return notes
+
+
+def text_table(header: list[str], lines: list[list[str]]) -> str:
+    widths = [max(len(cell) for cell in column) for column in zip(header, *lines)]
+    def render(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+    return "\n".join([render(header), "  ".join("-" * w for w in widths), *(render(line) for line in lines)])
+
+
+def markdown_table(header: list[str], lines: list[list[str]]) -> str:
+    align = ["---" if i < 3 else "---:" for i in range(len(header))]
+    return "\n".join("| " + " | ".join(cells) + " |" for cells in [header, align, *lines])
+
+
+def terminal(result: RunResult) -> str:
+    parts = [text_table(HEADER, result_cells(result, ("*", ""))), "(* best of the three modes)"]
+    if gaps := gap_cells(result):
+        parts += ["", "Trad − Simp R@1:", text_table(GAP_HEADER, gaps)]
+    if notes := trailing(result):
+        parts += ["", "hybrid below a baseline:", *(f"  {note}" for note in notes)]
+    parts += ["", f"wall time {result.seconds:.1f} s; passages per index: {_passages(result)}"]
+    return "\n".join(parts)
+
+
+def _passages(result: RunResult) -> str:
+    return ", ".join(f"{name} {info.passages}" for name, info in result.indexes.items())
+
+
+def _index_lines(result: RunResult) -> list[str]:
+    return [
+        f"  - {name}: {info.passages} passages, built in {info.build_seconds:.0f} s"
+        f"{' (earlier, reused from evals/.cache)' if info.cached else ' (in this run)'}"
+        for name, info in result.indexes.items()
+    ]
+
+
+def markdown(result: RunResult) -> str:
+    machine = result.machine
+    parts = [
+        "# Retrieval eval results",
+        "",
+        f"Run {result.started} with `python -m evals` — sets: {', '.join(result.sets)}; "
+        f"questions per row: {'all' if result.limit is None else f'first {result.limit}'}; "
+        f"wall time {result.seconds:.1f} s ({result.seconds / 60:.1f} min). "
+        "Rows and hits are defined in evals/README.md; every mode ran over the same index and the same "
+        "question vectors, asking for 10 hits.",
+        "",
+        "## Machine",
+        "",
+        f"- CPU: {machine['cpu']}, {machine['cores']} cores, {machine['ram']} RAM ({machine['os']})",
+        f"- Python {machine['python']}, torch {machine['torch']}, sentence-transformers "
+        f"{machine['sentence-transformers']}, faiss-cpu {machine['faiss-cpu']}, bm25s {machine['bm25s']}",
+        f"- model: {result.model_id}",
+        "- indexes (passages per corpus):",
+        *_index_lines(result),
+        "",
+        "## Results",
+        "",
+        "Bold: the best of the three modes for that row and metric. answer@5: seed rows only.",
+        "",
+        markdown_table(HEADER, result_cells(result, ("**", "**"))),
+    ]
+    if gaps := gap_cells(result):
+        parts += ["", "## Traditional − Simplified R@1", "", markdown_table(GAP_HEADER, gaps)]
+    notes = trailing(result)
+    parts += ["", "## Hybrid below a baseline", "", *(f"- {note}" for note in notes or ["none"])]
+    return "\n".join(parts) + "\n"
+
+
+def to_json(result: RunResult) -> str:
+    return json.dumps(asdict(result), ensure_ascii=False, indent=1)
+
+
+def write(result: RunResult, results_dir: Path = RESULTS_DIR) -> tuple[Path, Path]:
+    """evals/results/<UTC timestamp>.json (everything, per-query ranks included) and latest.md."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.fromisoformat(result.started).strftime("%Y%m%dT%H%M%SZ")
+    json_path, md_path = results_dir / f"{stamp}.json", results_dir / "latest.md"
+    json_path.write_text(to_json(result) + "\n", encoding="utf-8")
+    md_path.write_text(markdown(result), encoding="utf-8")
+    return json_path, md_path

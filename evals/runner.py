@@ -1,0 +1,223 @@
+"""Build (or reuse) an index per eval corpus, ask every row's questions in each mode, collect metrics.
+
+Indexes are cached in evals/.cache/<corpus>/ (an index root like the service's), keyed by everything
+that changes what the indexer writes: the corpus files, the model, the passage size and overlap, the
+index format, and the source of text/ and indexer/. Questions are encoded once per distinct text, in
+batches, and the vector is passed to all three modes, which run over the same index.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from evals.datasets import DEFAULT_DATASETS, PROJECT_ROOT, Corpus, Row, load_rows
+from evals.metrics import CUTOFF, first_relevant_rank, share, summarize
+from indexer import index_dir
+from indexer.build import build_index
+from indexer.embedding import Embedder, load_embedder
+from indexer.passages import OVERLAP_UNITS, TARGET_UNITS
+from service.retrieval import Mode, Retriever
+
+MODES: tuple[Mode, ...] = ("hybrid", "bm25", "dense")
+ANSWER_K = 5
+ENCODE_BATCH = 64
+CACHE_ROOT = PROJECT_ROOT / "evals" / ".cache"
+KEY_FILE = "eval-cache-key"
+INDEXER_SOURCES = ("text", "indexer")
+
+
+@dataclass
+class ModeResult:
+    ranks: list[int]  # per query: rank of the first gold hit, 0 if none in the top 10
+    metrics: dict[str, float]
+    answer_at_5: float | None = None  # seed rows: share of questions with the answer in a top-5 passage
+
+
+@dataclass
+class RowResult:
+    name: str
+    set_name: str
+    corpus: str
+    script: str | None
+    query_ids: list[str]
+    modes: dict[str, ModeResult]
+
+    @property
+    def questions(self) -> int:
+        return len(self.query_ids)
+
+
+@dataclass
+class IndexInfo:
+    passages: int
+    build_seconds: float
+    cached: bool  # reused from evals/.cache (its build time is not in this run's wall time)
+
+
+@dataclass
+class RunResult:
+    started: str
+    seconds: float
+    sets: list[str]
+    limit: int | None
+    model_id: str
+    machine: dict[str, str]
+    indexes: dict[str, IndexInfo]  # corpus name → its index
+    rows: list[RowResult] = field(default_factory=list)
+
+
+def source_hash(root: Path = PROJECT_ROOT, folders: tuple[str, ...] = INDEXER_SOURCES) -> str:
+    digest = hashlib.sha256()
+    for folder in folders:
+        for path in sorted((root / folder).rglob("*.py")):
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def index_key(corpus: Corpus, model_id: str) -> str:
+    parts = [corpus.fingerprint(), model_id, str(TARGET_UNITS), str(OVERLAP_UNITS),
+             str(index_dir.FORMAT_VERSION), source_hash()]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def cached_retriever(corpus: Corpus, embedder: Embedder, cache_root: Path = CACHE_ROOT,
+                     rebuild: bool = False) -> tuple[Retriever, bool]:
+    """The corpus's index from the cache if its key still matches (True), else built afresh and cached."""
+    root = cache_root / corpus.name
+    key = index_key(corpus, embedder.model_id)
+    key_file = root / KEY_FILE
+    if not rebuild and key_file.is_file() and key_file.read_text() == key:
+        try:
+            return _open(root, embedder), True
+        except index_dir.IndexUnusable as error:
+            print(f"cached index {root} unusable ({error}); rebuilding", file=sys.stderr)
+    shutil.rmtree(root, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix=f"eval-{corpus.name}-") as tmp:
+        corpus.write(Path(tmp))
+        print(f"indexing {corpus.name} ({len(corpus.files)} documents)", file=sys.stderr)
+        result = build_index(Path(tmp), root, embedder, progress=True)
+    print(result.summary(), file=sys.stderr)
+    key_file.write_text(key)
+    return _open(root, embedder), False
+
+
+def _open(root: Path, embedder: Embedder) -> Retriever:
+    return Retriever(index_dir.open_index(root, embedder.model_id, embedder.dim), embedder)
+
+
+class QuestionEncoder:
+    """Encodes questions in batches through the retriever, each distinct text once per run."""
+
+    def __init__(self, batch_size: int = ENCODE_BATCH) -> None:
+        self.batch_size = batch_size
+        self._vectors: dict[str, np.ndarray] = {}
+
+    def encode(self, retriever: Retriever, texts: list[str], label: str = "") -> np.ndarray:
+        missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+        with tqdm(total=len(missing), unit="question", desc=f"encoding {label}".strip(),
+                  disable=not missing) as bar:
+            for start in range(0, len(missing), self.batch_size):
+                batch = missing[start : start + self.batch_size]
+                self._vectors.update(zip(batch, retriever.encode(batch)))
+                bar.update(len(batch))
+        return np.stack([self._vectors[t] for t in texts]) if texts else np.zeros((0, 0), np.float32)
+
+
+def evaluate_row(retriever: Retriever, row: Row, encoder: QuestionEncoder) -> RowResult:
+    vectors = encoder.encode(retriever, [q.text for q in row.queries], row.name)
+    ranks: dict[str, list[int]] = {mode: [] for mode in MODES}
+    answered: dict[str, list[bool]] = {mode: [] for mode in MODES}
+    for query, vector in tqdm(zip(row.queries, vectors), total=len(row.queries), unit="question",
+                              desc=f"asking {row.name}"):
+        for mode in MODES:
+            hits = retriever.ask(query.text, CUTOFF, mode=mode, vector=vector).hits
+            ranks[mode].append(first_relevant_rank([h.doc_id for h in hits], query.gold))
+            if query.answer is not None:
+                answered[mode].append(any(query.answer in h.text for h in hits[:ANSWER_K]))
+    modes = {
+        mode: ModeResult(ranks[mode], summarize(ranks[mode]), share(answered[mode]) if answered[mode] else None)
+        for mode in MODES
+    }
+    return RowResult(row.name, row.set_name, row.corpus.name, row.script, [q.id for q in row.queries], modes)
+
+
+def evaluate_rows(rows: list[Row], embedder: Embedder, encoder: QuestionEncoder, cache_root: Path = CACHE_ROOT,
+                  rebuild: bool = False) -> tuple[list[RowResult], dict[str, IndexInfo]]:
+    """Every row over its corpus's index (each corpus indexed once); also what each index is."""
+    retrievers: dict[str, Retriever] = {}
+    indexes: dict[str, IndexInfo] = {}
+    results = []
+    for row in rows:
+        name = row.corpus.name
+        if name not in retrievers:
+            retrievers[name], cached = cached_retriever(row.corpus, embedder, cache_root, rebuild)
+            indexes[name] = IndexInfo(retrievers[name].passage_count,
+                                      retrievers[name].index.manifest["build_seconds"], cached)
+        results.append(evaluate_row(retrievers[name], row, encoder))
+    return results, indexes
+
+
+def run(sets: list[str], datasets: Path = DEFAULT_DATASETS, limit: int | None = None, rebuild: bool = False,
+        cache_root: Path = CACHE_ROOT, model: str | None = None) -> RunResult:
+    """The named sets end to end; the wall time counts loading the model and data, indexing and asking."""
+    started, clock = datetime.now(timezone.utc), time.perf_counter()
+    embedder = load_embedder(model)
+    rows = [row.limited(limit) for name in sets for row in load_rows(name, datasets)]
+    results, indexes = evaluate_rows(rows, embedder, QuestionEncoder(), cache_root, rebuild)
+    return RunResult(
+        started=started.isoformat(timespec="seconds"),
+        seconds=round(time.perf_counter() - clock, 1),
+        sets=list(sets),
+        limit=limit,
+        model_id=embedder.model_id,
+        machine=machine_description(),
+        indexes=indexes,
+        rows=results,
+    )
+
+
+def machine_description() -> dict[str, str]:
+    return {
+        "cpu": _cpu_model(),
+        "cores": str(os.cpu_count()),
+        "ram": _total_ram(),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        **{name: _version(name) for name in ("torch", "sentence-transformers", "faiss-cpu", "bm25s")},
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor() or "unknown"
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "unknown")
+
+
+def _total_ram() -> str:
+    try:
+        lines = Path("/proc/meminfo").read_text().splitlines()
+        kib = next(int(line.split()[1]) for line in lines if line.startswith("MemTotal:"))
+    except (OSError, StopIteration, ValueError):
+        return "unknown"
+    return f"{kib / 1024 ** 2:.1f} GiB"
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
