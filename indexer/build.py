@@ -54,9 +54,10 @@ def build_index(corpus: Path, root: Path, embedder: Embedder, progress: bool = T
     files: dict[str, str] = {}
     for document in iter_documents(corpus, report):
         passages = split_passages(document.doc_id, document.clean)
-        store.add(document, passages)
-        for passage in passages:
-            vocabulary.add(passage.text)
+        folded = [fold_script(p.text) for p in passages]
+        store.add(document, passages, folded)
+        for text in folded:
+            vocabulary.add(text)
         files[document.doc_id] = document.sha256
     if store.passage_count == 0:
         store.close()
@@ -90,8 +91,8 @@ def _embed_passages(store: StoreWriter, embedder: Embedder, tmp: Path, progress:
     started = time.perf_counter()
     with raw.open("wb") as out, tqdm(total=store.passage_count, unit="passage", desc="embedding",
                                       disable=not progress) as bar:
-        for texts in store.iter_texts(EMBED_READ_BATCH):
-            out.write(embedder.passages([fold_script(t) for t in texts]).tobytes())
+        for texts in store.iter_folded(EMBED_READ_BATCH):
+            out.write(embedder.passages(texts).tobytes())
             bar.update(len(texts))
     embed_seconds = time.perf_counter() - started
     vectors = np.memmap(raw, dtype=np.float32, mode="r").reshape(-1, embedder.dim)

@@ -25,7 +25,7 @@ from indexer.keyword import load_keyword_index
 from indexer.store import StoreReader
 from indexer.vectors import load_vector_index
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: passages store their script-folded text
 MANIFEST = "manifest.json"
 STORE = "passages.sqlite"
 VECTORS = "vectors.faiss"

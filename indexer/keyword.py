@@ -18,9 +18,10 @@ class VocabularyBuilder:
         self.vocab: dict[str, int] = {}
         self.ids: list[list[int]] = []
 
-    def add(self, text: str) -> None:
+    def add(self, folded: str) -> None:
+        """Add a passage by its script-folded text (`fold_script`); case is folded here."""
         vocab = self.vocab
-        self.ids.append([vocab.setdefault(token, len(vocab)) for token in keyword_tokens(normalize(text))])
+        self.ids.append([vocab.setdefault(token, len(vocab)) for token in keyword_tokens(folded.casefold())])
 
     def build(self) -> bm25s.BM25:
         retriever = bm25s.BM25()

@@ -18,7 +18,7 @@ CREATE TABLE documents (
 CREATE TABLE passages (
     id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL REFERENCES documents(doc_id), ordinal INTEGER NOT NULL,
     start INTEGER NOT NULL, end INTEGER NOT NULL, clean_start INTEGER NOT NULL, clean_end INTEGER NOT NULL,
-    text TEXT NOT NULL, language TEXT NOT NULL
+    text TEXT NOT NULL, folded TEXT NOT NULL, language TEXT NOT NULL
 );
 CREATE INDEX passages_by_doc ON passages(doc_id, ordinal);
 """
@@ -34,6 +34,7 @@ class StoredPassage:
     clean_start: int
     clean_end: int
     text: str
+    folded: str  # fold_script(text): what the dense model embedded and keyword matching reads
     language: str
 
 
@@ -55,8 +56,8 @@ class StoreWriter:
         self._db.executescript(_SCHEMA)
         self.passage_count = 0
 
-    def add(self, document: Document, passages: list[Passage]) -> list[int]:
-        """Store a document and its passages; returns the passages' ids (consecutive from 0)."""
+    def add(self, document: Document, passages: list[Passage], folded: list[str]) -> list[int]:
+        """Store a document and its passages (with their script-folded texts); returns the passages' ids."""
         self._db.execute(
             "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (document.doc_id, document.title, document.language, document.sha256, document.url,
@@ -64,19 +65,19 @@ class StoreWriter:
         )
         ids = list(range(self.passage_count, self.passage_count + len(passages)))
         self._db.executemany(
-            "INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(i, p.doc_id, p.ordinal, p.start, p.end, p.clean_start, p.clean_end, p.text, document.language)
-             for i, p in zip(ids, passages)],
+            "INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(i, p.doc_id, p.ordinal, p.start, p.end, p.clean_start, p.clean_end, p.text, f, document.language)
+             for i, p, f in zip(ids, passages, folded)],
         )
         self.passage_count += len(passages)
         return ids
 
-    def iter_texts(self, batch_size: int) -> Iterator[list[str]]:
-        """All passage texts in id order, a batch at a time (so embedding never holds the corpus)."""
+    def iter_folded(self, batch_size: int) -> Iterator[list[str]]:
+        """All passages' folded texts in id order, a batch at a time (so embedding never holds the corpus)."""
         self._db.commit()
         for first in range(0, self.passage_count, batch_size):
             rows = self._db.execute(
-                "SELECT text FROM passages WHERE id >= ? AND id < ? ORDER BY id", (first, first + batch_size)
+                "SELECT folded FROM passages WHERE id >= ? AND id < ? ORDER BY id", (first, first + batch_size)
             ).fetchall()
             yield [row[0] for row in rows]
 
@@ -102,7 +103,7 @@ class StoreReader:
 
     def passages(self, ids: list[int]) -> dict[int, StoredPassage]:
         rows = self._rows(
-            "SELECT p.id, p.doc_id, d.title, p.start, p.end, p.clean_start, p.clean_end, p.text, p.language "
+            "SELECT p.id, p.doc_id, d.title, p.start, p.end, p.clean_start, p.clean_end, p.text, p.folded, p.language "
             "FROM passages p JOIN documents d USING (doc_id) WHERE p.id IN ({marks})",
             ids,
         )

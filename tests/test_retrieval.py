@@ -1,0 +1,77 @@
+"""Retrieval on the seed corpus with the seed question set (evals/seed_questions.jsonl), all three scripts."""
+import json
+from pathlib import Path
+
+import pytest
+
+from indexer.index_dir import open_index
+from service.retrieval import FUSION_WEIGHTS, Retriever, best_sentence, fusion_weights
+from text.clean import clean
+
+QUESTIONS = [json.loads(line) for line in (Path(__file__).resolve().parent.parent / "evals" / "seed_questions.jsonl").open(encoding="utf-8")]
+
+
+@pytest.fixture(scope="module")
+def retriever(seed_index, embedder):
+    return Retriever(open_index(seed_index, embedder.model_id, embedder.dim), embedder)
+
+
+@pytest.fixture(scope="module")
+def answers(retriever):
+    return {q["id"]: retriever.ask(q["question"], 5) for q in QUESTIONS}
+
+
+# Cross-language questions rely on the dense model alone, and these three English questions about 001
+# and 002 lose to passages of the other articles, which are about the same companies (in every mode).
+KNOWN_CROSS_LANGUAGE_MISSES = {"en-007", "en-011", "en-014"}
+
+
+@pytest.mark.parametrize("language", ["zh-Hans", "zh-Hant", "en"])
+def test_gold_document_is_in_the_top_5(answers, language):
+    questions = [q for q in QUESTIONS if q["language"] == language]
+    missed = {q["id"] for q in questions if q["doc_id"] not in {h.doc_id for h in answers[q["id"]].hits}}
+    assert missed <= KNOWN_CROSS_LANGUAGE_MISSES, f"{len(missed)}/{len(questions)} {language} questions missed: {missed}"
+
+
+def test_detected_question_language_matches_the_set(answers):
+    wrong = [q["id"] for q in QUESTIONS if answers[q["id"]].query_language != q["language"]]
+    assert not wrong
+
+
+def test_offsets_point_at_the_cited_text(answers, retriever):
+    for answer in answers.values():
+        for hit in answer.hits:
+            original = retriever.index.store.original(hit.doc_id)
+            assert clean(original[hit.start : hit.end]).text == hit.text
+            if hit.highlight:
+                start, end = hit.highlight
+                assert 0 <= start < end <= len(hit.text)
+
+
+def test_hits_are_ranked_distinct_and_scored_in_order(answers):
+    for answer in answers.values():
+        assert [h.rank for h in answer.hits] == list(range(1, len(answer.hits) + 1))
+        scores = [h.score for h in answer.hits]
+        assert scores == sorted(scores, reverse=True) and all(0 < s <= 1 for s in scores)
+        spans = [(h.doc_id, h.start, h.end) for h in answer.hits]
+        for i, (doc, start, end) in enumerate(spans):  # merged: no two hits overlap in one document
+            assert all(not (d == doc and s < end and start < e) for d, s, e in spans[i + 1 :])
+
+
+def test_traditional_and_simplified_questions_get_the_same_answer(retriever):
+    simplified = retriever.ask("OpenAI与AWS的协议价值多少？", 5)
+    traditional = retriever.ask("OpenAI與AWS的協議價值多少？", 5)
+    assert [h.doc_id for h in simplified.hits] == [h.doc_id for h in traditional.hits]
+    assert traditional.hits[0].doc_id == "002_88511f47bc2856da.txt"
+    assert "380億美元" in traditional.hits[0].text
+
+
+def test_bm25_has_little_say_across_languages():
+    assert fusion_weights("en", "zh-Hant") == FUSION_WEIGHTS[("en", "zh")] == (0.5, 0.0)
+    assert fusion_weights("zh-Hans", "zh-Hant")[1] > 0
+
+
+def test_highlight_is_the_sentence_sharing_most_question_words():
+    text = "第一句无关。微软与AWS签署了协议。第三句。"
+    assert best_sentence(text, text, {"aws", "协议"}) == (6, 18)
+    assert best_sentence(text, text, {"不存在"}) is None
