@@ -20,6 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS,
                         help="folder with xquad/, drcd/, cmrc2018/ (default: ../shared/datasets)")
     parser.add_argument("--model", default=None, help="sentence-transformers folder or hub id (default: $QA_MODEL)")
+    parser.add_argument("--passage-units", type=int, default=None, metavar="N",
+                        help="index with passages of N units instead of the indexer's default (experiments)")
     args = parser.parse_args(argv)
     sets = [args.set] if args.set else list(SETS)
     if any(s != "seed" for s in sets) and not args.datasets.is_dir():
@@ -31,9 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     from evals import report
     from evals.runner import run
     from indexer.embedding import ModelMissingError
+    from indexer.passages import Chunking
 
     try:
-        result = run(sets, args.datasets, args.limit, args.rebuild, model=args.model)
+        chunking = Chunking.of(args.passage_units) if args.passage_units else Chunking()
+        result = run(sets, args.datasets, args.limit, args.rebuild, model=args.model, chunking=chunking)
     except ModelMissingError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

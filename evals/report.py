@@ -122,7 +122,8 @@ def markdown(result: RunResult) -> str:
         f"- CPU: {machine['cpu']}, {machine['cores']} cores, {machine['ram']} RAM ({machine['os']})",
         f"- Python {machine['python']}, torch {machine['torch']}, sentence-transformers "
         f"{machine['sentence-transformers']}, faiss-cpu {machine['faiss-cpu']}, bm25s {machine['bm25s']}",
-        f"- model: {result.model_id}",
+        f"- model: {result.model_id}; passages of {result.chunking.target_units} units, "
+        f"{result.chunking.overlap_units} overlapping",
         "- indexes (passages per corpus):",
         *_index_lines(result),
         "",

@@ -27,7 +27,7 @@ from evals.metrics import CUTOFF, first_relevant_rank, share, summarize
 from indexer import index_dir
 from indexer.build import build_index
 from indexer.embedding import Embedder, load_embedder
-from indexer.passages import OVERLAP_UNITS, TARGET_UNITS
+from indexer.passages import Chunking
 from service.retrieval import Mode, Retriever
 
 MODES: tuple[Mode, ...] = ("hybrid", "bm25", "dense")
@@ -73,6 +73,7 @@ class RunResult:
     sets: list[str]
     limit: int | None
     model_id: str
+    chunking: Chunking
     machine: dict[str, str]
     indexes: dict[str, IndexInfo]  # corpus name → its index
     rows: list[RowResult] = field(default_factory=list)
@@ -86,17 +87,17 @@ def source_hash(root: Path = PROJECT_ROOT, folders: tuple[str, ...] = INDEXER_SO
     return digest.hexdigest()
 
 
-def index_key(corpus: Corpus, model_id: str) -> str:
-    parts = [corpus.fingerprint(), model_id, str(TARGET_UNITS), str(OVERLAP_UNITS),
+def index_key(corpus: Corpus, model_id: str, chunking: Chunking) -> str:
+    parts = [corpus.fingerprint(), model_id, str(chunking.target_units), str(chunking.overlap_units),
              str(index_dir.FORMAT_VERSION), source_hash()]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 def cached_retriever(corpus: Corpus, embedder: Embedder, cache_root: Path = CACHE_ROOT,
-                     rebuild: bool = False) -> tuple[Retriever, bool]:
+                     rebuild: bool = False, chunking: Chunking = Chunking()) -> tuple[Retriever, bool]:
     """The corpus's index from the cache if its key still matches (True), else built afresh and cached."""
-    root = cache_root / corpus.name
-    key = index_key(corpus, embedder.model_id)
+    root = cache_root / f"{corpus.name}-{chunking.target_units}u"
+    key = index_key(corpus, embedder.model_id, chunking)
     key_file = root / KEY_FILE
     if not rebuild and key_file.is_file() and key_file.read_text() == key:
         try:
@@ -107,7 +108,7 @@ def cached_retriever(corpus: Corpus, embedder: Embedder, cache_root: Path = CACH
     with tempfile.TemporaryDirectory(prefix=f"eval-{corpus.name}-") as tmp:
         corpus.write(Path(tmp))
         print(f"indexing {corpus.name} ({len(corpus.files)} documents)", file=sys.stderr)
-        result = build_index(Path(tmp), root, embedder, progress=True)
+        result = build_index(Path(tmp), root, embedder, progress=True, chunking=chunking)
     print(result.summary(), file=sys.stderr)
     key_file.write_text(key)
     return _open(root, embedder), False
@@ -154,7 +155,7 @@ def evaluate_row(retriever: Retriever, row: Row, encoder: QuestionEncoder) -> Ro
 
 
 def evaluate_rows(rows: list[Row], embedder: Embedder, encoder: QuestionEncoder, cache_root: Path = CACHE_ROOT,
-                  rebuild: bool = False) -> tuple[list[RowResult], dict[str, IndexInfo]]:
+                  rebuild: bool = False, chunking: Chunking = Chunking()) -> tuple[list[RowResult], dict[str, IndexInfo]]:
     """Every row over its corpus's index (each corpus indexed once); also what each index is."""
     retrievers: dict[str, Retriever] = {}
     indexes: dict[str, IndexInfo] = {}
@@ -162,7 +163,7 @@ def evaluate_rows(rows: list[Row], embedder: Embedder, encoder: QuestionEncoder,
     for row in rows:
         name = row.corpus.name
         if name not in retrievers:
-            retrievers[name], cached = cached_retriever(row.corpus, embedder, cache_root, rebuild)
+            retrievers[name], cached = cached_retriever(row.corpus, embedder, cache_root, rebuild, chunking)
             indexes[name] = IndexInfo(retrievers[name].passage_count,
                                       retrievers[name].index.manifest["build_seconds"], cached)
         results.append(evaluate_row(retrievers[name], row, encoder))
@@ -170,18 +171,19 @@ def evaluate_rows(rows: list[Row], embedder: Embedder, encoder: QuestionEncoder,
 
 
 def run(sets: list[str], datasets: Path = DEFAULT_DATASETS, limit: int | None = None, rebuild: bool = False,
-        cache_root: Path = CACHE_ROOT, model: str | None = None) -> RunResult:
+        cache_root: Path = CACHE_ROOT, model: str | None = None, chunking: Chunking = Chunking()) -> RunResult:
     """The named sets end to end; the wall time counts loading the model and data, indexing and asking."""
     started, clock = datetime.now(timezone.utc), time.perf_counter()
     embedder = load_embedder(model)
     rows = [row.limited(limit) for name in sets for row in load_rows(name, datasets)]
-    results, indexes = evaluate_rows(rows, embedder, QuestionEncoder(), cache_root, rebuild)
+    results, indexes = evaluate_rows(rows, embedder, QuestionEncoder(), cache_root, rebuild, chunking)
     return RunResult(
         started=started.isoformat(timespec="seconds"),
         seconds=round(time.perf_counter() - clock, 1),
         sets=list(sets),
         limit=limit,
         model_id=embedder.model_id,
+        chunking=chunking,
         machine=machine_description(),
         indexes=indexes,
         rows=results,

@@ -17,18 +17,24 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--corpus", type=Path, default=Path("corpus"))
     build.add_argument("--index", type=Path, default=Path("index"))
     build.add_argument("--model", default=None, help="sentence-transformers folder or hub id (default: $QA_MODEL)")
+    build.add_argument("--passage-units", type=int, default=None, metavar="N",
+                       help="passage size in units (a Han character or a Latin word each; default 200 — see evals/README.md)")
     build.add_argument("--force", action="store_true", help="rebuild even if the index is up to date")
     build.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
 
     from indexer.build import build_index, is_up_to_date
     from indexer.embedding import ModelMissingError, configured_model, load_embedder, model_id
+    from indexer.passages import Chunking
 
     if not args.corpus.is_dir():
         print(f"error: corpus folder {args.corpus} does not exist", file=sys.stderr)
         return 2
+    if args.passage_units is not None and args.passage_units < 10:
+        parser.error("--passage-units must be at least 10")
+    chunking = Chunking.of(args.passage_units) if args.passage_units else Chunking()
     model = configured_model(args.model)
-    if not args.force and is_up_to_date(args.corpus, args.index, model_id(model)):
+    if not args.force and is_up_to_date(args.corpus, args.index, model_id(model), chunking):
         print(f"index at {args.index} is up to date with {args.corpus} (use --force to rebuild)")
         return 0
     try:
@@ -37,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     try:
-        result = build_index(args.corpus, args.index, embedder, progress=not args.quiet)
+        result = build_index(args.corpus, args.index, embedder, progress=not args.quiet, chunking=chunking)
     except ValueError as error:
         print(f"error: {error}; the previous index (if any) is still current", file=sys.stderr)
         return 1

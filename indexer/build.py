@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from indexer import index_dir
 from indexer.documents import CorpusReport, iter_documents
 from indexer.embedding import Embedder
 from indexer.keyword import VocabularyBuilder, save_keyword_index
-from indexer.passages import OVERLAP_UNITS, TARGET_UNITS, split_passages
+from indexer.passages import Chunking, split_passages
 from indexer.store import StoreWriter
 from indexer.vectors import build_vector_index, index_spec, save_vector_index
 from text.normalize import fold_script
@@ -43,7 +43,8 @@ class BuildResult:
         return "\n".join(lines)
 
 
-def build_index(corpus: Path, root: Path, embedder: Embedder, progress: bool = True) -> BuildResult:
+def build_index(corpus: Path, root: Path, embedder: Embedder, progress: bool = True,
+                chunking: Chunking = Chunking()) -> BuildResult:
     started = time.perf_counter()
     build_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     fingerprint = corpus_fingerprint(corpus)
@@ -53,7 +54,7 @@ def build_index(corpus: Path, root: Path, embedder: Embedder, progress: bool = T
     vocabulary = VocabularyBuilder()
     files: dict[str, str] = {}
     for document in iter_documents(corpus, report):
-        passages = split_passages(document.doc_id, document.clean)
+        passages = split_passages(document.doc_id, document.clean, chunking.target_units, chunking.overlap_units)
         folded = [fold_script(p.text) for p in passages]
         store.add(document, passages, folded)
         for text in folded:
@@ -73,7 +74,7 @@ def build_index(corpus: Path, root: Path, embedder: Embedder, progress: bool = T
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "model": {"id": embedder.model_id, "dim": embedder.dim},
         "vector_index": spec,
-        "chunking": {"target_units": TARGET_UNITS, "overlap_units": OVERLAP_UNITS},
+        "chunking": asdict(chunking),
         "counts": {"documents": len(files), "passages": store.passage_count, "skipped": len(report.skipped)},
         "build_seconds": round(seconds, 2),
         "embed_seconds": round(embed_seconds, 2),
@@ -115,7 +116,7 @@ def corpus_fingerprint(corpus: Path) -> str:
     return digest.hexdigest()
 
 
-def is_up_to_date(corpus: Path, root: Path, model_id: str) -> bool:
+def is_up_to_date(corpus: Path, root: Path, model_id: str, chunking: Chunking = Chunking()) -> bool:
     build = index_dir.current_build(root)
     try:
         manifest = index_dir.read_manifest(build) if build else None
@@ -123,6 +124,6 @@ def is_up_to_date(corpus: Path, root: Path, model_id: str) -> bool:
         return False
     return manifest is not None and (
         manifest["model"]["id"] == model_id
-        and manifest["chunking"] == {"target_units": TARGET_UNITS, "overlap_units": OVERLAP_UNITS}
+        and manifest["chunking"] == asdict(chunking)
         and manifest["corpus"]["fingerprint"] == corpus_fingerprint(corpus)
     )

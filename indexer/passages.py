@@ -17,6 +17,17 @@ _CLAUSE_END = re.compile(r"[，,、：:]")
 
 
 @dataclass(frozen=True)
+class Chunking:
+    target_units: int = TARGET_UNITS
+    overlap_units: int = OVERLAP_UNITS
+
+    @classmethod
+    def of(cls, target_units: int) -> Chunking:
+        """A passage size with the default proportion of overlap (a quarter)."""
+        return cls(target_units, target_units // 4)
+
+
+@dataclass(frozen=True)
 class Passage:
     doc_id: str
     ordinal: int
