@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--index", type=Path, default=Path("index"))
     build.add_argument("--model", default=None, help="sentence-transformers folder or hub id (default: $QA_MODEL)")
     build.add_argument("--passage-units", type=int, default=None, metavar="N",
-                       help="passage size in units (a Han character or a Latin word each; default 200 — see evals/README.md)")
+                       help="passage size in units (a Han character or a Latin word each; default 160 — see evals/README.md)")
     build.add_argument("--force", action="store_true", help="rebuild even if the index is up to date")
     build.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
