@@ -7,6 +7,7 @@ to a file that FAISS then reads through a memory map.
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -107,7 +108,7 @@ def _embed_passages(store: StoreWriter, embedder: Embedder, tmp: Path, progress:
 def corpus_fingerprint(corpus: Path) -> str:
     """One hash over every file's path and bytes (skipped files too: fixing one must trigger a rebuild)."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in corpus.rglob("*") if p.is_file()):
+    for path in sorted(Path(folder, name) for folder, _, names in os.walk(corpus) for name in names):
         digest.update(path.relative_to(corpus).as_posix().encode())
         try:
             digest.update(hashlib.sha256(path.read_bytes()).digest())
