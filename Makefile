@@ -12,7 +12,7 @@ PORT ?= 8000
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install model index serve test eval bench clean browser
+.PHONY: install model index serve test eval clean browser
 
 install: $(VENV)/.installed
 
