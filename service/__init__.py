@@ -10,7 +10,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from service import errors, openapi, web
+from service import errors, openapi, security, web
 from service.api import DocIdConverter, bp
 from service.state import RetrieverState
 
@@ -28,6 +28,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.json.ensure_ascii = False  # Chinese passages as text, not \u escapes
     app.json.sort_keys = False  # keys in the documented order
     errors.register(app)
+    security.register(app)  # QA_API_KEY, QA_CORS_ORIGINS
     app.url_map.converters["doc_id"] = DocIdConverter  # before the blueprint: its rules use it
     app.register_blueprint(bp)
     app.register_blueprint(web.bp)  # the page at / and /documents/<doc_id>

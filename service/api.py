@@ -44,7 +44,7 @@ def readyz() -> dict:
 
 @bp.get("/api/openapi.json")
 def openapi_document() -> dict:
-    return openapi.document(_max_top_k())
+    return openapi.document(_max_top_k(), api_key=bool(current_app.config["QA_API_KEY"]))
 
 
 @bp.post("/api/ask")

@@ -8,8 +8,14 @@ MAX_BODY_BYTES = 64 * 1024
 ERROR_CODES = [
     "invalid_json", "invalid_question", "question_too_long", "invalid_top_k", "invalid_doc_id",
     "unsupported_media_type", "payload_too_large", "not_found", "method_not_allowed",
-    "index_unavailable", "internal_error",
+    "index_unavailable", "internal_error", "unauthorized",
 ]
+# what the API key (service/security.py) leaves open
+OPEN_PATHS = ("/healthz", "/readyz")
+SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer", "description": "the key of QA_API_KEY"},
+    "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "the key of QA_API_KEY"},
+}
 
 
 def _ref(name: str) -> dict:
@@ -175,8 +181,21 @@ def _paths() -> dict:
     }
 
 
-def document(max_top_k: int) -> dict:
-    return {
+def _guarded(paths: dict) -> dict:
+    """With a key, every operation but the health checks needs it and may answer 401."""
+    unauthorized = _error("unauthorized: the API key is missing or wrong (the service has QA_API_KEY set)")
+    for path, operations in paths.items():
+        for operation in operations.values():
+            if path in OPEN_PATHS:
+                operation["security"] = []
+            else:
+                operation["responses"]["401"] = unauthorized
+    return paths
+
+
+def document(max_top_k: int, api_key: bool = False) -> dict:
+    """The contract as served: with `api_key` (QA_API_KEY set) it says which requests need the key."""
+    spec = {
         "openapi": "3.1.0",
         "info": {
             "title": "Bilingual document retrieval",
@@ -188,3 +207,8 @@ def document(max_top_k: int) -> dict:
         "paths": _paths(),
         "components": {"schemas": _schemas(max_top_k)},
     }
+    if api_key:
+        spec["paths"] = _guarded(spec["paths"])
+        spec["components"]["securitySchemes"] = SECURITY_SCHEMES
+        spec["security"] = [{"bearer": []}, {"apiKey": []}]
+    return spec
