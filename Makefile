@@ -12,7 +12,7 @@ PORT ?= 8000
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install model index serve test eval clean browser
+.PHONY: install model index serve test eval clean browser soak
 
 install: $(VENV)/.installed
 
@@ -51,6 +51,11 @@ browser:
 # Retrieval accuracy (evals/README.md): every set, or one with SET=xquad|drcd|cmrc|seed.
 eval: model
 	$(PY) -m evals $(if $(SET),--set $(SET),)
+
+# A 60-second, 8-client load on a real gunicorn over $(INDEX): latency, errors, worker memory growth
+# (benchmarks/README.md). Not part of `make test`.
+soak: index
+	$(PY) benchmarks/soak.py --index $(INDEX) $(if $(SOAK_SECONDS),--seconds $(SOAK_SECONDS),)
 
 clean:
 	rm -rf $(INDEX) .pytest_cache .hypothesis
