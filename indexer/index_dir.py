@@ -17,6 +17,7 @@ import shutil
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import bm25s
 import faiss
@@ -30,6 +31,7 @@ MANIFEST = "manifest.json"
 STORE = "passages.sqlite"
 VECTORS = "vectors.faiss"
 KEYWORDS = "bm25"
+T = TypeVar("T")
 KEEP_PREVIOUS_BUILDS = 1  # kept for rollback; older builds are deleted after a switch
 
 
@@ -120,15 +122,28 @@ def open_index(root: Path, model_id: str, model_dim: int) -> OpenIndex:
             f"index {build.name} was built with model {built_with['id']} ({built_with['dim']}-d) but the service "
             f"runs {model_id} ({model_dim}-d); rebuild the index with this model or set QA_MODEL={built_with['id']}"
         )
-    try:
-        store = StoreReader(build / STORE)
-        store.check()
-        vectors = load_vector_index(build / VECTORS)
-        keywords = load_keyword_index(build / KEYWORDS)
-    except (sqlite3.DatabaseError, RuntimeError, OSError, ValueError, KeyError) as error:
-        raise IndexUnusable(f"index {build.name} is damaged or incomplete: {error}") from None
+    store = _open_part(build, STORE, _checked_store)
+    vectors = _open_part(build, VECTORS, load_vector_index)
+    keywords = _open_part(build, KEYWORDS, load_keyword_index)
     _check_counts(build, manifest, store, vectors, keywords)
     return OpenIndex(build, manifest, store, vectors, keywords)
+
+
+def _open_part(build: Path, name: str, opener: Callable[[Path], T]) -> T:
+    """Open one file of a build; a missing or damaged one is IndexUnusable naming it."""
+    path = build / name
+    if not path.exists():
+        raise IndexUnusable(f"index {build.name} is incomplete: {name} is missing; rebuild it with `make index`")
+    try:
+        return opener(path)
+    except (sqlite3.DatabaseError, RuntimeError, OSError, ValueError, KeyError) as error:
+        raise IndexUnusable(f"index {build.name} is damaged: {name}: {error}; rebuild it with `make index`") from None
+
+
+def _checked_store(path: Path) -> StoreReader:
+    store = StoreReader(path)
+    store.check()
+    return store
 
 
 def _check_counts(build: Path, manifest: dict, store: StoreReader, vectors: faiss.Index, keywords: bm25s.BM25) -> None:

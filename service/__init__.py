@@ -1,7 +1,7 @@
 """The HTTP service. `create_app()` is the factory gunicorn and `python -m service` both run.
 
-Configuration, lowest precedence first: defaults, the environment (QA_INDEX, QA_MODEL, QA_MAX_TOP_K), then
-the `config` argument. LOAD_INDEX=False skips loading the retriever (the app then answers 503).
+Configuration, lowest precedence first: defaults, the environment (QA_INDEX, QA_MODEL, QA_MAX_TOP_K,
+QA_RELOAD_SECONDS: how often a worker looks for a newly published build), then the `config` argument. LOAD_INDEX=False skips loading the retriever (the app then answers 503).
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ def create_app(config: dict | None = None) -> Flask:
         QA_MODEL=os.environ.get("QA_MODEL") or None,
         QA_MAX_TOP_K=_positive_int("QA_MAX_TOP_K", os.environ.get("QA_MAX_TOP_K", "50")),
         MAX_CONTENT_LENGTH=openapi.MAX_BODY_BYTES,
+        QA_RELOAD_SECONDS=float(os.environ.get("QA_RELOAD_SECONDS", "2")),  # look for a new build; 0: never
         LOAD_INDEX=True,
     )
     app.config.update(config or {})
@@ -35,6 +36,8 @@ def create_app(config: dict | None = None) -> Flask:
     state = RetrieverState()
     if app.config["LOAD_INDEX"]:
         state.load(Path(app.config["QA_INDEX"]), app.config["QA_MODEL"])
+        state.reload_seconds = app.config["QA_RELOAD_SECONDS"]
+        app.before_request(state.maybe_reload)
     app.extensions["qa_state"] = state
     return app
 

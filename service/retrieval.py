@@ -200,5 +200,9 @@ def best_sentence(text: str, folded: str, query_tokens: set[str]) -> tuple[int, 
 
 
 def load_retriever(index_root: Path, model: str | None) -> Retriever:
-    embedder = load_embedder(model)
+    return retriever_for(index_root, load_embedder(model))
+
+
+def retriever_for(index_root: Path, embedder: Embedder) -> Retriever:
+    """A retriever over INDEX/current reusing an embedder already loaded (a reload never loads the model twice)."""
     return Retriever(open_index(index_root, embedder.model_id, embedder.dim), embedder)

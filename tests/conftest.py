@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -75,13 +76,12 @@ def wait_until_ready(base: str, server: subprocess.Popen, log: Path) -> None:
     pytest.fail(f"gunicorn was not ready within {READY_WITHIN_SECONDS} s:\n{log.read_text()}")
 
 
-@pytest.fixture(scope="session")
-def server(seed_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The real server: gunicorn with service/gunicorn.conf.py serving the seed index on a free loopback port;
-    yields its base URL (http://127.0.0.1:PORT). Its log is in the session's temporary folder."""
+@contextmanager
+def serving(index_root: Path, log: Path, **env: str) -> Iterator[str]:
+    """gunicorn with service/gunicorn.conf.py serving `index_root` on a free loopback port, until the block ends;
+    yields its base URL (http://127.0.0.1:PORT). `env`: more environment variables for it."""
     port = free_port()
-    log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
-    env = {**os.environ, "QA_INDEX": str(seed_index), "HOST": "127.0.0.1", "PORT": str(port), "THREADS": "4"}
+    env = {**os.environ, "QA_INDEX": str(index_root), "HOST": "127.0.0.1", "PORT": str(port), "THREADS": "4", **env}
     with log.open("wb") as out:
         process = subprocess.Popen(
             [str(GUNICORN), "-c", "service/gunicorn.conf.py", "service:create_app()"],
@@ -98,3 +98,10 @@ def server(seed_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="session")
+def server(seed_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The real server serving the seed index; its log is in the session's temporary folder."""
+    with serving(seed_index, tmp_path_factory.mktemp("gunicorn") / "gunicorn.log") as base:
+        yield base
