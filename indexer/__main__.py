@@ -1,4 +1,4 @@
-"""python -m indexer build --corpus DIR --index DIR [--model M] [--force]"""
+"""python -m indexer build --corpus DIR --index DIR [--model M] [--max-file-mb N] [--force]"""
 from __future__ import annotations
 
 import argparse
@@ -19,11 +19,14 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--model", default=None, help="sentence-transformers folder or hub id (default: $QA_MODEL)")
     build.add_argument("--passage-units", type=int, default=None, metavar="N",
                        help="passage size in units (a Han character or a Latin word each; default 160 — see evals/README.md)")
+    build.add_argument("--max-file-mb", type=float, default=None, metavar="N",
+                       help="skip files larger than N MB (default: $QA_MAX_FILE_MB, else 50)")
     build.add_argument("--force", action="store_true", help="rebuild even if the index is up to date")
     build.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
 
     from indexer.build import build_index, is_up_to_date
+    from indexer.documents import max_file_bytes
     from indexer.embedding import ModelMissingError, configured_model, load_embedder, model_id
     from indexer.passages import Chunking
 
@@ -33,8 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.passage_units is not None and args.passage_units < 10:
         parser.error("--passage-units must be at least 10")
     chunking = Chunking.of(args.passage_units) if args.passage_units else Chunking()
+    try:
+        max_bytes = max_file_bytes(args.max_file_mb)
+    except ValueError as error:
+        parser.error(str(error))
     model = configured_model(args.model)
-    if not args.force and is_up_to_date(args.corpus, args.index, model_id(model), chunking):
+    if not args.force and is_up_to_date(args.corpus, args.index, model_id(model), chunking, max_bytes):
         print(f"index at {args.index} is up to date with {args.corpus} (use --force to rebuild)")
         return 0
     try:
@@ -43,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     try:
-        result = build_index(args.corpus, args.index, embedder, progress=not args.quiet, chunking=chunking)
+        result = build_index(args.corpus, args.index, embedder, progress=not args.quiet, chunking=chunking,
+                             max_file_bytes=max_bytes)
     except ValueError as error:
         print(f"error: {error}; the previous index (if any) is still current", file=sys.stderr)
         return 1

@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from indexer import index_dir
-from indexer.documents import CorpusReport, iter_documents
+from indexer.documents import DEFAULT_MAX_BYTES, CorpusReport, iter_documents
 from indexer.embedding import Embedder
 from indexer.keyword import VocabularyBuilder, save_keyword_index
 from indexer.passages import Chunking, split_passages
@@ -38,14 +38,15 @@ class BuildResult:
         lines = [
             f"index {m['build_id']}: {m['counts']['documents']} documents, {m['counts']['passages']} passages, "
             f"{m['counts']['skipped']} skipped, {m['build_seconds']:.1f} s "
-            f"({m['passages_per_second']:.1f} passages/s), vectors: {m['vector_index']}",
+            f"({m['passages_per_second']:.1f} passages/s), vectors: {m['vector_index']}, "
+            f"files over {m['max_file_bytes'] / 2**20:.3g} MB skipped",
         ]
         lines += [f"  skipped {s['path']}: {s['reason']}" for s in m["skipped"]]
         return "\n".join(lines)
 
 
 def build_index(corpus: Path, root: Path, embedder: Embedder, progress: bool = True,
-                chunking: Chunking = Chunking()) -> BuildResult:
+                chunking: Chunking = Chunking(), max_file_bytes: int = DEFAULT_MAX_BYTES) -> BuildResult:
     started = time.perf_counter()
     build_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     fingerprint = corpus_fingerprint(corpus)
@@ -54,7 +55,7 @@ def build_index(corpus: Path, root: Path, embedder: Embedder, progress: bool = T
     store = StoreWriter(tmp / index_dir.STORE)
     vocabulary = VocabularyBuilder()
     files: dict[str, str] = {}
-    for document in iter_documents(corpus, report):
+    for document in iter_documents(corpus, report, max_file_bytes):
         passages = split_passages(document.doc_id, document.clean, chunking.target_units, chunking.overlap_units)
         folded = [fold_script(p.text) for p in passages]
         store.add(document, passages, folded)
@@ -76,6 +77,7 @@ def build_index(corpus: Path, root: Path, embedder: Embedder, progress: bool = T
         "model": {"id": embedder.model_id, "dim": embedder.dim},
         "vector_index": spec,
         "chunking": asdict(chunking),
+        "max_file_bytes": max_file_bytes,
         "counts": {"documents": len(files), "passages": store.passage_count, "skipped": len(report.skipped)},
         "build_seconds": round(seconds, 2),
         "embed_seconds": round(embed_seconds, 2),
@@ -110,14 +112,18 @@ def corpus_fingerprint(corpus: Path) -> str:
     digest = hashlib.sha256()
     for path in sorted(Path(folder, name) for folder, _, names in os.walk(corpus) for name in names):
         digest.update(path.relative_to(corpus).as_posix().encode())
+        if not path.is_file():  # a FIFO would block, a broken link has no bytes: the name is enough
+            continue
         try:
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
+            with path.open("rb") as file:
+                digest.update(hashlib.file_digest(file, "sha256").digest())
         except OSError as error:
             digest.update(str(error.errno).encode())
     return digest.hexdigest()
 
 
-def is_up_to_date(corpus: Path, root: Path, model_id: str, chunking: Chunking = Chunking()) -> bool:
+def is_up_to_date(corpus: Path, root: Path, model_id: str, chunking: Chunking = Chunking(),
+                  max_file_bytes: int = DEFAULT_MAX_BYTES) -> bool:
     build = index_dir.current_build(root)
     try:
         manifest = index_dir.read_manifest(build) if build else None
@@ -126,5 +132,6 @@ def is_up_to_date(corpus: Path, root: Path, model_id: str, chunking: Chunking = 
     return manifest is not None and (
         manifest["model"]["id"] == model_id
         and manifest["chunking"] == asdict(chunking)
+        and manifest.get("max_file_bytes") == max_file_bytes
         and manifest["corpus"]["fingerprint"] == corpus_fingerprint(corpus)
     )

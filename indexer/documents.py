@@ -1,4 +1,9 @@
-"""Walk a corpus folder: decode every supported file, and say why each other file was skipped."""
+"""Walk a corpus folder: decode every supported file, and say why each other file was skipped.
+
+Links: folder links are never followed (a link to a parent would loop, others show the same files twice);
+file links are read when their target is inside the corpus (the author put that name there) and skipped
+when it is outside, so a corpus cannot pull in files from elsewhere on the machine.
+"""
 from __future__ import annotations
 
 import hashlib
@@ -14,7 +19,9 @@ from text.normalize import Language, detect_language
 
 SUPPORTED_SUFFIXES = {".txt": False, ".md": False, ".markdown": False, ".html": True, ".htm": True}
 MANIFEST_NAME = "manifest.json"  # optional: {"<doc_id>": {"title": …, "url": …, "date": …}}
-DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+DEFAULT_MAX_MB = 50.0
+MAX_MB_VARIABLE = "QA_MAX_FILE_MB"
+DEFAULT_MAX_BYTES = int(DEFAULT_MAX_MB * 1024 * 1024)
 
 
 @dataclass(frozen=True)
@@ -57,20 +64,39 @@ def iter_documents(root: Path, report: CorpusReport, max_bytes: int = DEFAULT_MA
             yield document
 
 
+def max_file_bytes(megabytes: float | None = None) -> int:
+    """The size cap: `megabytes` if given, else $QA_MAX_FILE_MB, else DEFAULT_MAX_MB."""
+    value = megabytes if megabytes is not None else float(os.environ.get(MAX_MB_VARIABLE) or DEFAULT_MAX_MB)
+    if value <= 0:
+        raise ValueError(f"the file size cap must be a positive number of MB, not {value}")
+    return int(value * 1024 * 1024)
+
+
 def _walk(root: Path, report: CorpusReport) -> Iterator[Path]:
-    """Files under root in a stable order; unreadable folders are reported, symlinked folders not followed."""
+    """Regular files under root in a stable order; everything else is reported (see the module docstring)."""
 
     def on_error(error: OSError) -> None:
         report.skip(os.path.relpath(error.filename, root), f"unreadable folder: {error.strerror}")
 
     for folder, dirs, files in os.walk(root, onerror=on_error):
         dirs.sort()
+        for name in [d for d in dirs if Path(folder, d).is_symlink()]:
+            report.skip(Path(folder, name).relative_to(root).as_posix(), "link to a folder, not followed")
         for name in sorted(files):
             path = Path(folder, name)
-            if path.is_file():
-                yield path
+            reason = _not_a_corpus_file(path, root)
+            if reason:
+                report.skip(path.relative_to(root).as_posix(), reason)
             else:
-                report.skip(path.relative_to(root).as_posix(), "not a regular file (broken link or special file)")
+                yield path
+
+
+def _not_a_corpus_file(path: Path, root: Path) -> str | None:
+    if not path.is_file():
+        return "not a regular file (broken link or special file)"
+    if path.is_symlink() and not path.resolve().is_relative_to(root.resolve()):
+        return "link to a file outside the corpus, not followed"
+    return None
 
 
 def _read_document(path: Path, doc_id: str, meta: dict, report: CorpusReport, max_bytes: int) -> Document | None:

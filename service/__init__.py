@@ -1,7 +1,8 @@
 """The HTTP service. `create_app()` is the factory gunicorn and `python -m service` both run.
 
 Configuration, lowest precedence first: defaults, the environment (QA_INDEX, QA_MODEL, QA_MAX_TOP_K,
-QA_RELOAD_SECONDS: how often a worker looks for a newly published build), then the `config` argument. LOAD_INDEX=False skips loading the retriever (the app then answers 503).
+QA_RELOAD_SECONDS: how often a worker looks for a newly published build), then the `config` argument.
+LOAD_INDEX=False skips loading the retriever (the app then answers 503).
 """
 from __future__ import annotations
 
