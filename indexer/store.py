@@ -87,19 +87,18 @@ class StoreWriter:
 
 
 class StoreReader:
-    """Read-only, one SQLite connection per thread (request threads never share a connection)."""
+    """Read-only. One connection, opened when the index is opened and shared by request threads under a
+    lock: it keeps the file open, so a retriever still serving requests keeps working even after a later
+    publish has deleted its build (an unlinked file stays readable while open). Queries take ~1 ms."""
 
     def __init__(self, path: Path) -> None:
-        self._uri = f"file:{path}?mode=ro"
-        self._local = threading.local()
-        self.passage_count = self._connection().execute("SELECT COUNT(*) FROM passages").fetchone()[0]
+        self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        self._lock = threading.Lock()
+        self.passage_count = self._query("SELECT COUNT(*) FROM passages")[0][0]
 
-    def _connection(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self._uri, uri=True, check_same_thread=False)
-            self._local.db = db
-        return db
+    def _query(self, sql: str, params: tuple | list = ()) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
 
     def passages(self, ids: list[int]) -> dict[int, StoredPassage]:
         rows = self._rows(
@@ -112,27 +111,25 @@ class StoreReader:
     def _rows(self, query: str, ids: list[int]) -> list[tuple]:
         if not ids:
             return []
-        marks = ",".join("?" * len(ids))
-        return self._connection().execute(query.format(marks=marks), [int(i) for i in ids]).fetchall()
+        return self._query(query.format(marks=",".join("?" * len(ids))), [int(i) for i in ids])
 
     def languages(self, ids: list[int]) -> dict[int, str]:
-        rows = self._rows("SELECT id, language FROM passages WHERE id IN ({marks})", ids)
-        return dict(rows)
+        return dict(self._rows("SELECT id, language FROM passages WHERE id IN ({marks})", ids))
 
     def document(self, doc_id: str) -> StoredDocument | None:
-        row = self._connection().execute(
+        rows = self._query(
             "SELECT doc_id, title, language, sha256, url, date, clean_text, length(original) "
             "FROM documents WHERE doc_id = ?",
             (doc_id,),
-        ).fetchone()
-        return StoredDocument(*row) if row else None
+        )
+        return StoredDocument(*rows[0]) if rows else None
 
     def original(self, doc_id: str) -> str | None:
-        row = self._connection().execute("SELECT original FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
-        return row[0] if row else None
+        rows = self._query("SELECT original FROM documents WHERE doc_id = ?", (doc_id,))
+        return rows[0][0] if rows else None
 
     def check(self) -> None:
         """Raise sqlite3.DatabaseError if the file is damaged."""
-        result = self._connection().execute("PRAGMA quick_check").fetchone()[0]
+        result = self._query("PRAGMA quick_check")[0][0]
         if result != "ok":
             raise sqlite3.DatabaseError(f"passage store failed its integrity check: {result}")

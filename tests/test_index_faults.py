@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 
 from indexer import index_dir
 from indexer.index_dir import IndexUnusable, open_index
+from indexer.store import StoreReader
 from service import create_app
 from service.retrieval import retriever_for
 from service.state import RetrieverState
@@ -99,3 +101,16 @@ def test_a_damaged_index_answers_503_with_the_reason(tmp_path: Path, good_build:
         assert response.status_code == 503
         error = json.loads(response.data)["error"]
         assert error["code"] == "index_unavailable" and "vectors.faiss" in error["message"]
+
+
+def test_a_served_store_keeps_answering_after_its_build_is_deleted(tmp_path: Path, good_build: Path) -> None:
+    """A later publish may delete the build a worker still serves; new request threads must still read it."""
+    copy = tmp_path / "passages.sqlite"
+    shutil.copy(good_build / index_dir.STORE, copy)
+    store = StoreReader(copy)
+    copy.unlink()
+    found: list[int] = []
+    reader = threading.Thread(target=lambda: found.append(len(store.passages([0, 1, 2]))))
+    reader.start()
+    reader.join(timeout=10)
+    assert found == [3]
