@@ -27,7 +27,7 @@ class DocIdConverter(BaseConverter):
     (werkzeug's `path` converter would route a leading slash to a 404 instead of the promised 400.)
     """
 
-    regex = ".+"
+    regex = r"[\s\S]+"  # not ".+": an id ending in a line break would fall through to the generic JSON 404
     part_isolating = False
 
 

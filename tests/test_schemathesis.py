@@ -7,6 +7,7 @@ by hypothesis directly.)
 import pytest
 import schemathesis
 from flask import Flask
+from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import content_type_conformance, not_a_server_error, response_schema_conformance
 
@@ -30,3 +31,10 @@ def test_responses_keep_the_documented_contract(served_schema: schemathesis.Base
         case.call_and_validate(checks=CHECKS)
 
     call()
+
+
+def test_an_id_with_a_line_break_reaches_the_views(client: FlaskClient) -> None:
+    """Found by schemathesis: `.+` stopped at the line break, so the page route answered the generic JSON 404."""
+    page = client.get("/documents/a.txt%0A")
+    assert (page.status_code, page.mimetype) == (404, "text/html")
+    assert client.get("/api/documents/a.txt%0A").json["error"]["code"] == "not_found"
