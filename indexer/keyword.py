@@ -7,7 +7,6 @@ import bm25s
 import numpy as np
 from bm25s.tokenization import Tokenized
 
-from text.normalize import normalize
 from text.segment import keyword_tokens
 
 
@@ -37,9 +36,9 @@ def load_keyword_index(folder: Path) -> bm25s.BM25:
     return bm25s.BM25.load(str(folder), mmap=True, show_progress=False)
 
 
-def keyword_scores(retriever: bm25s.BM25, question: str) -> np.ndarray:
-    """BM25 score of every passage for the question (zeros when no token is in the vocabulary)."""
-    tokens = [t for t in keyword_tokens(normalize(question)) if t in retriever.vocab_dict]
+def keyword_scores(retriever: bm25s.BM25, question_tokens: list[str]) -> np.ndarray:
+    """BM25 score of every passage for the question's `keyword_tokens` (zeros when none is in the vocabulary)."""
+    tokens = [t for t in question_tokens if t in retriever.vocab_dict]
     if not tokens:
         return np.zeros(retriever.scores["num_docs"], dtype=np.float32)
     return retriever.get_scores(tokens)

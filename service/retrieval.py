@@ -90,27 +90,32 @@ class Retriever:
         return self.index.store.document(doc_id)
 
     def encode(self, questions: list[str]) -> np.ndarray:
+        return self._embed([fold_script(q) for q in questions])
+
+    def _embed(self, folded: list[str]) -> np.ndarray:
         with self._encode_lock:
-            return self.embedder.queries([fold_script(q) for q in questions])
+            return self.embedder.queries(folded)
 
     def ask(self, question: str, top_k: int, mode: Mode = "hybrid", vector: np.ndarray | None = None) -> Answer:
         """`vector`: the question's embedding if already computed (evals encode questions in batches)."""
         language = detect_language(question)
-        dense = self._dense_scores(self.encode([question])[0] if vector is None else vector)
-        keyword = self._keyword_scores(question)
+        folded = fold_script(question)  # once: OpenCC is pure Python
+        query_tokens = keyword_tokens(folded.casefold())
+        dense = self._dense_scores(self._embed([folded])[0] if vector is None else vector)
+        keyword = self._keyword_scores(query_tokens)
         ranked = self._rank(dense, keyword, language, mode)
         passages = self.index.store.passages([pid for pid, _ in ranked])
         spans = _merge_overlaps([(passages[pid], score) for pid, score in ranked], top_k)
-        query_tokens = set(keyword_tokens(normalize(question)))
-        hits = [self._hit(rank, p, score, query_tokens) for rank, (p, score) in enumerate(spans, 1)]
+        question_words = set(query_tokens)
+        hits = [self._hit(rank, p, score, question_words) for rank, (p, score) in enumerate(spans, 1)]
         return Answer(question, language, hits)
 
     def _dense_scores(self, vector: np.ndarray) -> dict[int, float]:
         scores, ids = search(self.index.vectors, vector[None, :], CANDIDATES)
         return {int(pid): float(score) for pid, score in zip(ids[0], scores[0]) if pid >= 0}
 
-    def _keyword_scores(self, question: str) -> dict[int, float]:
-        scores = keyword_scores(self.index.keywords, question)
+    def _keyword_scores(self, query_tokens: list[str]) -> dict[int, float]:
+        scores = keyword_scores(self.index.keywords, query_tokens)
         count = min(CANDIDATES, int(np.count_nonzero(scores)))
         top = np.argpartition(-scores, count - 1)[:count] if count else []
         return {int(pid): float(scores[pid]) for pid in top}

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from indexer.embedding import Embedder, ModelMissingError
-from indexer.index_dir import IndexUnusable, current_build, open_index
+from indexer.index_dir import IndexUnusable, current_build
 from service.retrieval import Retriever, load_retriever, retriever_for
 
 log = logging.getLogger(__name__)
