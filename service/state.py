@@ -55,6 +55,7 @@ class RetrieverState:
                 log.exception("loading the index at %s failed", index_root)
                 self._unavailable(f"loading the index at {index_root} failed: {type(error).__name__}: {error}")
             else:
+                retriever.warm_up()
                 self.swap(retriever)
 
     def swap(self, retriever: Retriever) -> None:
