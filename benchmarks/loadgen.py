@@ -1,0 +1,141 @@
+"""A real gunicorn on a free loopback port, and clients asking it questions over keep-alive connections.
+
+Shared by the soak run (soak.py) and the query benchmark (query.py). Each client is a thread holding one
+HTTP/1.1 connection, asking `GET /api/ask` in a loop until its share of `max_requests` is done or
+`seconds` have passed, whichever comes first.
+"""
+from __future__ import annotations
+
+import http.client
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+GUNICORN = Path(sys.executable).parent / "gunicorn"
+READY_WITHIN_SECONDS = 300
+
+
+@dataclass
+class Tally:
+    latencies_ms: list[float] = field(default_factory=list)
+    errors: int = 0
+    seconds: float = 0.0  # wall time of the whole run
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, latency_ms: float, ok: bool) -> None:
+        with self.lock:
+            self.latencies_ms.append(latency_ms)
+            self.errors += not ok
+
+    @property
+    def per_second(self) -> float:
+        return len(self.latencies_ms) / self.seconds if self.seconds else 0.0
+
+    def percentile(self, share: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def serving(index: Path, log: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    """gunicorn (service/gunicorn.conf.py) serving `index` until the block ends; yields (host:port, process)."""
+    port = free_port()
+    env = {**os.environ, "QA_INDEX": str(index.resolve()), "HOST": "127.0.0.1", "PORT": str(port),
+           "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", **env}
+    with log.open("wb") as out:
+        server = subprocess.Popen([str(GUNICORN), "-c", "service/gunicorn.conf.py", "service:create_app()"],
+                                  cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    address = f"127.0.0.1:{port}"
+    try:
+        wait_until_ready(address, server)
+        yield address, server
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
+def wait_until_ready(address: str, server: subprocess.Popen) -> None:
+    deadline = time.monotonic() + READY_WITHIN_SECONDS
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            if Client(address).get("/readyz") == 200:
+                return
+        except OSError:  # not listening yet
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"the server did not become ready (exit code {server.poll()})")
+
+
+def worker_rss(server: subprocess.Popen) -> int:
+    """Resident memory of the worker processes, which hold the model and index."""
+    return sum(worker.memory_info().rss for worker in psutil.Process(server.pid).children())
+
+
+class Client:
+    """One keep-alive connection; reconnects after a failure."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.connection: http.client.HTTPConnection | None = None
+
+    def get(self, path: str) -> int:
+        if self.connection is None:
+            host, port = self.address.rsplit(":", 1)
+            self.connection = http.client.HTTPConnection(host, int(port), timeout=60)
+        try:
+            self.connection.request("GET", path)
+            response = self.connection.getresponse()
+            response.read()
+            return response.status
+        except (OSError, http.client.HTTPException):
+            self.connection.close()
+            self.connection = None
+            raise
+
+    def ask(self, question: str) -> bool:
+        try:
+            return self.get(f"/api/ask?{urllib.parse.urlencode({'q': question})}") == 200
+        except (OSError, http.client.HTTPException):
+            return False
+
+
+def run_clients(address: str, questions: list[str], clients: int, seconds: float, max_requests: int) -> Tally:
+    """`clients` threads asking `questions` in turn (each from its own offset) for at most `seconds`
+    or `max_requests` requests in all."""
+    tally, stop_at = Tally(), time.monotonic() + seconds
+    share = -(-max_requests // clients)
+
+    def client(offset: int) -> None:
+        connection = Client(address)
+        for i in range(offset, offset + share):
+            if time.monotonic() >= stop_at:
+                break
+            started = time.perf_counter()
+            ok = connection.ask(questions[i % len(questions)])
+            tally.record((time.perf_counter() - started) * 1000, ok)
+
+    threads = [threading.Thread(target=client, args=(n * len(questions) // clients,)) for n in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    tally.seconds = time.perf_counter() - started
+    return tally
