@@ -1,4 +1,4 @@
-"""python -m indexer build --corpus DIR --index DIR [--model M] [--max-file-mb N] [--force]"""
+"""python -m indexer build --corpus DIR --index DIR [--model M] [--backend torch|onnx-int8] [--max-file-mb N] [--force]"""
 from __future__ import annotations
 
 import argparse
@@ -17,6 +17,8 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--corpus", type=Path, default=Path("corpus"))
     build.add_argument("--index", type=Path, default=Path("index"))
     build.add_argument("--model", default=None, help="sentence-transformers folder or hub id (default: $QA_MODEL)")
+    build.add_argument("--backend", choices=("torch", "onnx-int8"), default=None,
+                       help="how the model runs (default: $QA_BACKEND, else torch); recorded in the index's model id")
     build.add_argument("--passage-units", type=int, default=None, metavar="N",
                        help="passage size in units (a Han character or a Latin word each; default 160 — see evals/README.md)")
     build.add_argument("--max-file-mb", type=float, default=None, metavar="N",
@@ -27,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from indexer.build import build_index, is_up_to_date
     from indexer.documents import max_file_bytes
-    from indexer.embedding import ModelMissingError, configured_model, load_embedder, model_id
+    from indexer.embedding import ModelMissingError, configured_backend, configured_model, load_embedder, model_id
     from indexer.passages import Chunking
 
     if not args.corpus.is_dir():
@@ -41,11 +43,15 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         parser.error(str(error))
     model = configured_model(args.model)
-    if not args.force and is_up_to_date(args.corpus, args.index, model_id(model), chunking, max_bytes):
+    try:
+        backend = configured_backend(args.backend)
+    except ValueError as error:
+        parser.error(str(error))
+    if not args.force and is_up_to_date(args.corpus, args.index, model_id(model, backend), chunking, max_bytes):
         print(f"index at {args.index} is up to date with {args.corpus} (use --force to rebuild)")
         return 0
     try:
-        embedder = load_embedder(model)
+        embedder = load_embedder(model, backend)
     except ModelMissingError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -1,0 +1,183 @@
+"""The dense model on ONNX Runtime with dynamic int8 weights: export once, encode like indexer.embedding.Embedder.
+
+Export (`make model` runs it after the conversion; offline, skipped when up to date):
+    python -m indexer.onnx_backend --model models/multilingual-e5-small
+writes <model>/onnx/model_int8.onnx: the BertModel traced with torch.onnx.export, fused by ONNX Runtime's
+transformer optimizer, then quantize_dynamic (int8 weights, per channel). Encoding reproduces the
+sentence-transformers folder: its tokenizer.json, its prompts, mean pooling over the attention mask, L2 norm.
+Not through optimum: its only release for ONNX (optimum-onnx 0.1.0) needs transformers < 4.58, the project pins 5.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ONNX_SUBDIR = "onnx"
+INT8_FILE = "model_int8.onnx"
+MAX_TOKENS = 512
+
+
+def onnx_path(model_dir: Path, name: str = INT8_FILE) -> Path:
+    return Path(model_dir) / ONNX_SUBDIR / name
+
+
+def _st_config(model_dir: Path) -> tuple[dict[str, str], int]:
+    """Prompts and max sequence length of the sentence-transformers folder; checks its pooling is mean."""
+    pooling = json.loads((model_dir / "1_Pooling" / "config.json").read_text())
+    if pooling.get("pooling_mode") != "mean" and not pooling.get("pooling_mode_mean_tokens"):
+        raise ValueError(f"{model_dir}: the ONNX backend implements mean pooling only, not {pooling}")
+    prompts = json.loads((model_dir / "config_sentence_transformers.json").read_text()).get("prompts", {})
+    max_len = json.loads((model_dir / "tokenizer_config.json").read_text()).get("model_max_length", MAX_TOKENS)
+    return prompts, min(int(max_len), MAX_TOKENS)
+
+
+@dataclass
+class OnnxEmbedder:
+    session: object     # onnxruntime.InferenceSession
+    tokenizer: object   # tokenizers.Tokenizer
+    prompts: dict[str, str]
+    model_id: str
+    dim: int
+
+    def passages(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        return self._encode(texts, "passage", batch_size)
+
+    def queries(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        return self._encode(texts, "query", batch_size)
+
+    def _encode(self, texts: list[str], prompt_name: str, batch_size: int) -> np.ndarray:
+        prompt = self.prompts.get(prompt_name, "")
+        out = np.zeros((len(texts), self.dim), np.float32)
+        # like sentence-transformers: longest first, so each batch pads to similar lengths
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            out[chunk] = self._batch([prompt + texts[i] for i in chunk])
+        return out
+
+    def _batch(self, texts: list[str]) -> np.ndarray:
+        encodings = self.tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], np.int64)
+        mask = np.array([e.attention_mask for e in encodings], np.int64)
+        (hidden,) = self.session.run(None, {"input_ids": ids, "attention_mask": mask})
+        weights = mask[:, :, None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+
+
+def load_onnx_embedder(model_dir: Path, model_id: str, threads: int | None = None) -> OnnxEmbedder:
+    import onnxruntime as ort
+    from tokenizers import Tokenizer
+
+    path = onnx_path(model_dir)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; run `make model` to export it")
+    prompts, max_len = _st_config(model_dir)
+    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    tokenizer.encode_special_tokens = True   # split_special_tokens: a literal "<s>" in a text is text
+    tokenizer.enable_truncation(max_len)
+    tokenizer.enable_padding(pad_id=tokenizer.token_to_id("<pad>"), pad_token="<pad>")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or int(os.environ.get("QA_ONNX_THREADS", 0)) or (os.cpu_count() or 1)
+    options.inter_op_num_threads = 1
+    # no busy-waiting between runs: on a shared 2-core machine spinning threads starve the other workers
+    # (measured: single-question p50 10 ms spinning vs 5 ms not, with another process busy)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    dim = int(json.loads((model_dir / "config.json").read_text())["hidden_size"])
+    return OnnxEmbedder(session, tokenizer, prompts, model_id, dim)
+
+
+def is_exported(model_dir: Path) -> bool:
+    """The int8 file exists and is newer than every file of the source model it was made from."""
+    target = onnx_path(model_dir)
+    sources = [model_dir / "model.safetensors", model_dir / "config.json"]
+    return target.is_file() and all(target.stat().st_mtime > s.stat().st_mtime for s in sources)
+
+
+def export_fp32(model_dir: Path, out: Path) -> None:
+    """BertModel (eager attention) -> ONNX, dynamic batch and sequence axes, output last_hidden_state."""
+    import torch
+    from transformers import AutoModel
+
+    class Wrapper(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bert = AutoModel.from_pretrained(str(model_dir), add_pooling_layer=False,
+                                                  attn_implementation="eager").eval()
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            return self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    model = Wrapper().eval()
+    sample = (torch.ones(2, 16, dtype=torch.int64), torch.ones(2, 16, dtype=torch.int64))
+    axes = {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
+            "last_hidden_state": {0: "batch", 1: "tokens"}}
+    with torch.no_grad():
+        torch.onnx.export(model, sample, str(out), input_names=["input_ids", "attention_mask"],
+                          output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=17,
+                          dynamo=False, do_constant_folding=True)
+
+
+def fuse(model_dir: Path, src: Path, out: Path) -> None:
+    """ONNX Runtime's BERT fusions (attention, layer norm, gelu), so quantization sees the fused ops."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    config = json.loads((model_dir / "config.json").read_text())
+    optimized = optimize_model(str(src), model_type="bert", num_heads=config["num_attention_heads"],
+                               hidden_size=config["hidden_size"], opt_level=1)
+    optimized.save_model_to_file(str(out))
+
+
+def quantize(src: Path, out: Path, per_channel: bool = True) -> None:
+    from onnx import TensorProto
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # shape inference knows no com.microsoft fused ops: their outputs are float
+    quantize_dynamic(str(src), str(out), weight_type=QuantType.QInt8, per_channel=per_channel,
+                     extra_options={"DefaultTensorType": TensorProto.FLOAT})
+
+
+def export(model_dir: Path, force: bool = False, keep_fp32: bool = False) -> float | None:
+    """Write <model_dir>/onnx/model_int8.onnx; returns seconds taken, or None if already up to date."""
+    if not force and is_exported(model_dir):
+        return None
+    start, target = time.time(), onnx_path(model_dir)
+    target.parent.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".onnx-export-", dir=target.parent) as tmp:
+        raw, fused, int8 = Path(tmp) / "raw.onnx", Path(tmp) / "fused.onnx", Path(tmp) / INT8_FILE
+        export_fp32(model_dir, raw)
+        fuse(model_dir, raw, fused)
+        quantize(fused, int8)
+        if keep_fp32:
+            shutil.move(str(fused), str(onnx_path(model_dir, "model_fp32.onnx")))
+        os.replace(int8, target)
+    return round(time.time() - start, 1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=Path("models/multilingual-e5-small"))
+    parser.add_argument("--force", action="store_true", help="export even if the int8 file is up to date")
+    parser.add_argument("--keep-fp32", action="store_true", help="also keep onnx/model_fp32.onnx (comparisons)")
+    args = parser.parse_args(argv)
+    seconds = export(args.model, args.force, args.keep_fp32)
+    target = onnx_path(args.model)
+    if seconds is None:
+        print(f"{target} is newer than {args.model}'s weights; nothing to do")
+    else:
+        print(f"exported {target} ({target.stat().st_size / 2**20:.0f} MiB) in {seconds}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
