@@ -1,4 +1,5 @@
-"""python -m evals [--set xquad|drcd|cmrc|seed] [--limit N] [--rebuild] [--datasets DIR] [--model M]"""
+"""python -m evals [--set xquad|drcd|cmrc|seed] [--limit N] [--rebuild] [--datasets DIR] [--model M]
+                 [--backend torch|onnx-int8] [--report NAME]"""
 from __future__ import annotations
 
 import argparse
@@ -20,6 +21,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS,
                         help="folder with xquad/, drcd/, cmrc2018/ (default: ../shared/datasets)")
     parser.add_argument("--model", default=None, help="sentence-transformers folder or hub id (default: $QA_MODEL)")
+    parser.add_argument("--backend", choices=("torch", "onnx-int8"), default=None,
+                        help="how the model runs (default: $QA_BACKEND, else torch)")
+    parser.add_argument("--report", default=None, metavar="NAME",
+                        help="write evals/results/NAME.md (default: latest, or the backend's name if not torch)")
     parser.add_argument("--passage-units", type=int, default=None, metavar="N",
                         help="index with passages of N units instead of the indexer's default (experiments)")
     args = parser.parse_args(argv)
@@ -32,17 +37,24 @@ def main(argv: list[str] | None = None) -> int:
 
     from evals import report
     from evals.runner import run
-    from indexer.embedding import ModelMissingError
+    from indexer.embedding import DEFAULT_BACKEND, ModelMissingError, configured_backend
     from indexer.passages import Chunking
 
     try:
+        backend = configured_backend(args.backend)
+    except ValueError as error:
+        parser.error(str(error))
+    # a non-default backend's run must not replace latest.md, the shipped configuration's results
+    report_name = args.report or ("latest" if backend == DEFAULT_BACKEND else backend)
+    try:
         chunking = Chunking.of(args.passage_units) if args.passage_units else Chunking()
-        result = run(sets, args.datasets, args.limit, args.rebuild, model=args.model, chunking=chunking)
+        result = run(sets, args.datasets, args.limit, args.rebuild, model=args.model, chunking=chunking,
+                     backend=backend)
     except ModelMissingError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(report.terminal(result))
-    json_path, md_path = report.write(result)
+    json_path, md_path = report.write(result, name=report_name)
     print(f"\nwrote {json_path} and {md_path}")
     return 0
 

@@ -121,7 +121,8 @@ def markdown(result: RunResult) -> str:
         "",
         f"- CPU: {machine['cpu']}, {machine['cores']} cores, {machine['ram']} RAM ({machine['os']})",
         f"- Python {machine['python']}, torch {machine['torch']}, sentence-transformers "
-        f"{machine['sentence-transformers']}, faiss-cpu {machine['faiss-cpu']}, bm25s {machine['bm25s']}",
+        f"{machine['sentence-transformers']}, onnxruntime {machine.get('onnxruntime', 'not recorded')}, "
+        f"faiss-cpu {machine['faiss-cpu']}, bm25s {machine['bm25s']}",
         f"- model: {result.model_id}; passages of {result.chunking.target_units} units, "
         f"{result.chunking.overlap_units} overlapping",
         "- indexes (passages per corpus):",
@@ -144,11 +145,11 @@ def to_json(result: RunResult) -> str:
     return json.dumps(asdict(result), ensure_ascii=False, indent=1)
 
 
-def write(result: RunResult, results_dir: Path = RESULTS_DIR) -> tuple[Path, Path]:
-    """evals/results/<UTC timestamp>.json (everything, per-query ranks included) and latest.md."""
+def write(result: RunResult, results_dir: Path = RESULTS_DIR, name: str = "latest") -> tuple[Path, Path]:
+    """evals/results/<UTC timestamp>.json (everything, per-query ranks included) and <name>.md (latest.md)."""
     results_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.fromisoformat(result.started).strftime("%Y%m%dT%H%M%SZ")
-    json_path, md_path = results_dir / f"{stamp}.json", results_dir / "latest.md"
+    json_path, md_path = results_dir / f"{stamp}.json", results_dir / f"{name}.md"
     json_path.write_text(to_json(result) + "\n", encoding="utf-8")
     md_path.write_text(markdown(result), encoding="utf-8")
     return json_path, md_path

@@ -1,9 +1,10 @@
 """Build (or reuse) an index per eval corpus, ask every row's questions in each mode, collect metrics.
 
-Indexes are cached in evals/.cache/<corpus>/ (an index root like the service's), keyed by everything
-that changes what the indexer writes: the corpus files, the model, the passage size and overlap, the
-index format, and the source of text/ and indexer/. Questions are encoded once per distinct text, in
-batches, and the vector is passed to all three modes, which run over the same index.
+Indexes are cached in evals/.cache/<corpus>-<units>u[-<backend>]/ (an index root like the service's), keyed
+by everything that changes what the indexer writes: the corpus files, the model id (which names the backend
+unless torch), the passage size and overlap, the index format, and the source of text/ and indexer/.
+Questions are encoded once per distinct text, in batches, and the vector is passed to all three modes,
+which run over the same index.
 """
 from __future__ import annotations
 
@@ -93,10 +94,16 @@ def index_key(corpus: Corpus, model_id: str, chunking: Chunking) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
+def cache_dir(cache_root: Path, corpus: Corpus, embedder: Embedder, chunking: Chunking) -> Path:
+    """One folder per corpus, passage size and backend, so torch and int8 indexes never replace each other."""
+    backend = embedder.model_id.partition("+")[2]
+    return cache_root / (f"{corpus.name}-{chunking.target_units}u" + (f"-{backend}" if backend else ""))
+
+
 def cached_retriever(corpus: Corpus, embedder: Embedder, cache_root: Path = CACHE_ROOT,
                      rebuild: bool = False, chunking: Chunking = Chunking()) -> tuple[Retriever, bool]:
     """The corpus's index from the cache if its key still matches (True), else built afresh and cached."""
-    root = cache_root / f"{corpus.name}-{chunking.target_units}u"
+    root = cache_dir(cache_root, corpus, embedder, chunking)
     key = index_key(corpus, embedder.model_id, chunking)
     key_file = root / KEY_FILE
     if not rebuild and key_file.is_file() and key_file.read_text() == key:
@@ -171,10 +178,11 @@ def evaluate_rows(rows: list[Row], embedder: Embedder, encoder: QuestionEncoder,
 
 
 def run(sets: list[str], datasets: Path = DEFAULT_DATASETS, limit: int | None = None, rebuild: bool = False,
-        cache_root: Path = CACHE_ROOT, model: str | None = None, chunking: Chunking = Chunking()) -> RunResult:
+        cache_root: Path = CACHE_ROOT, model: str | None = None, chunking: Chunking = Chunking(),
+        backend: str | None = None) -> RunResult:
     """The named sets end to end; the wall time counts loading the model and data, indexing and asking."""
     started, clock = datetime.now(timezone.utc), time.perf_counter()
-    embedder = load_embedder(model)
+    embedder = load_embedder(model, backend)
     rows = [row.limited(limit) for name in sets for row in load_rows(name, datasets)]
     results, indexes = evaluate_rows(rows, embedder, QuestionEncoder(), cache_root, rebuild, chunking)
     return RunResult(
@@ -197,7 +205,7 @@ def machine_description() -> dict[str, str]:
         "ram": _total_ram(),
         "os": platform.platform(),
         "python": platform.python_version(),
-        **{name: _version(name) for name in ("torch", "sentence-transformers", "faiss-cpu", "bm25s")},
+        **{name: _version(name) for name in ("torch", "sentence-transformers", "onnxruntime", "faiss-cpu", "bm25s")},
     }
 
 

@@ -1,0 +1,81 @@
+"""QA_BACKEND=onnx-int8: the int8 ONNX export that `make model` writes, against the torch model it came from."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from indexer import index_dir
+from indexer.build import build_index
+from indexer.embedding import DEFAULT_MODEL, Encoder, configured_backend, load_embedder, model_id
+from indexer.onnx_backend import is_exported
+from service.retrieval import Retriever
+
+ROOT = Path(__file__).resolve().parent.parent
+# Measured on the seed questions and passages: min cosine int8 vs torch ~0.98 (XQuAD: 0.977 queries,
+# 0.983 passages); fp32 ONNX is ~1.0. The thresholds leave room for other CPUs' int8 kernels.
+MIN_COSINE = 0.95
+MEAN_COSINE = 0.98
+README_QUESTIONS = [("OpenAI與AWS的協議價值多少？", "002_88511f47bc2856da.txt"),
+                    ("微软自研的AI芯片叫什么？", "004_e0dd1fc4cceb475f.txt"),
+                    ("How much will OpenAI spend on servers by 2030?", "003_69a75a54e2ab49f8.txt")]
+
+
+def seed_questions() -> list[dict[str, str]]:
+    lines = (ROOT / "evals" / "seed_questions.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def int8() -> Encoder:
+    return load_embedder(None, "onnx-int8")
+
+
+def test_make_model_exported_the_int8_model_and_it_is_current():
+    assert is_exported(DEFAULT_MODEL)
+
+
+def test_backend_is_part_of_the_model_id(int8, embedder):
+    assert int8.model_id == "multilingual-e5-small+onnx-int8" == model_id(str(DEFAULT_MODEL), "onnx-int8")
+    assert embedder.model_id == "multilingual-e5-small"
+    assert int8.dim == embedder.dim
+
+
+def test_unknown_backend_is_refused(monkeypatch):
+    monkeypatch.setenv("QA_BACKEND", "tensorrt")
+    with pytest.raises(ValueError, match="unknown backend"):
+        configured_backend()
+
+
+def test_int8_vectors_agree_with_torch(int8, embedder):
+    questions = [q["question"] for q in seed_questions()][:24]
+    passages = [p.read_text(encoding="utf-8")[:600] for p in sorted((ROOT / "corpus").glob("*.txt"))]
+    for encode in ("queries", "passages"):
+        texts = questions if encode == "queries" else passages
+        ours, theirs = getattr(int8, encode)(texts, 8), getattr(embedder, encode)(texts, 8)
+        assert ours.dtype == np.float32 and ours.shape == theirs.shape
+        np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+        cosines = (ours * theirs).sum(axis=1)
+        assert cosines.min() > MIN_COSINE and cosines.mean() > MEAN_COSINE, (encode, cosines.min(), cosines.mean())
+
+
+def test_batching_changes_vectors_only_slightly(int8):
+    """Activations are quantized per batch (dynamic int8), so a text's vector depends a little on its batch."""
+    texts = ["微软自研的AI芯片叫什么？", "How much will OpenAI spend on servers by 2030?", "短"]
+    together = int8.queries(texts, 3)
+    alone = np.stack([int8.queries([t], 1)[0] for t in texts])
+    assert (together * alone).sum(axis=1).min() > 0.99
+
+
+def test_int8_index_answers_seed_questions_and_refuses_the_other_backend(tmp_path, int8, embedder, seed_index):
+    root = tmp_path / "index"
+    build_index(ROOT / "corpus", root, int8, progress=False)
+    retriever = Retriever(index_dir.open_index(root, int8.model_id, int8.dim), int8)
+    for question, doc_id in README_QUESTIONS:
+        assert retriever.ask(question, 5).hits[0].doc_id == doc_id, question
+    with pytest.raises(index_dir.IndexUnusable, match="built with model multilingual-e5-small"):
+        index_dir.open_index(root, embedder.model_id, embedder.dim)
+    with pytest.raises(index_dir.IndexUnusable, match=r"runs multilingual-e5-small\+onnx-int8"):
+        index_dir.open_index(seed_index, int8.model_id, int8.dim)
