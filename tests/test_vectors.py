@@ -1,0 +1,79 @@
+"""The dense index: type chosen by size, the ANN spec's recall against exact search, search parameters kept on load."""
+import faiss
+import numpy as np
+import pytest
+
+from indexer import vectors
+from indexer.vectors import build_vector_index, index_spec, load_vector_index, save_vector_index, search
+
+DIM = 384
+
+
+def _normalized(count: int, seed: int) -> np.ndarray:
+    """Clustered unit vectors: noisy copies of a few hundred centres, like passages on shared topics."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((300, DIM), dtype=np.float32)
+    points = centres[rng.integers(0, len(centres), count)] + 0.5 * rng.standard_normal((count, DIM), dtype=np.float32)
+    return points / np.linalg.norm(points, axis=1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[np.ndarray, np.ndarray]:
+    return _normalized(20_000, 0), _normalized(100, 1)
+
+
+@pytest.fixture(scope="module")
+def ann_index(data) -> faiss.Index:
+    """The ANN spec the indexer uses past the Flat threshold, with its list count scaled to the test data."""
+    base, _ = data
+    return build_vector_index(base, vectors.ANN_SPEC.format(nlist=vectors.ivf_nlist(len(base))))
+
+
+def test_flat_up_to_the_threshold_then_the_ann_spec():
+    assert index_spec(1) == index_spec(vectors.FLAT_MAX_VECTORS) == "Flat"
+    spec = index_spec(vectors.FLAT_MAX_VECTORS + 1)
+    assert spec != "Flat" and faiss.index_factory(DIM, spec).d == DIM
+    assert index_spec(1_000_000) != index_spec(10_000_000)  # the list count grows with the corpus
+
+
+def test_ann_recall_at_10_against_exact(data, ann_index):
+    base, queries = data
+    index = ann_index
+    exact = build_vector_index(base, "Flat")
+    _, found = search(index, queries, 10)
+    _, truth = search(exact, queries, 10)
+    recall = np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth)])
+    assert recall >= 0.9
+
+
+def test_save_and_load_keep_the_search_parameters(data, ann_index, tmp_path):
+    base, queries = data
+    before = search(ann_index, queries, 10)
+    save_vector_index(ann_index, tmp_path / "vectors.faiss")
+    loaded = load_vector_index(tmp_path / "vectors.faiss")
+    assert loaded.ntotal == len(base) and faiss.extract_index_ivf(loaded).nprobe == vectors.NPROBE
+    after = search(loaded, queries, 10)
+    assert np.array_equal(before[1], after[1]) and np.allclose(before[0], after[0])
+
+
+def test_loading_sets_the_measured_operating_point(data, ann_index, tmp_path):
+    faiss.extract_index_ivf(ann_index).nprobe = 1
+    save_vector_index(ann_index, tmp_path / "vectors.faiss")
+    faiss.extract_index_ivf(ann_index).nprobe = vectors.NPROBE
+    assert faiss.extract_index_ivf(load_vector_index(tmp_path / "vectors.faiss")).nprobe == vectors.NPROBE
+
+
+def test_training_reads_a_sample_of_a_memory_map(tmp_path, monkeypatch):
+    base = _normalized(5_000, 2)
+    base.tofile(tmp_path / "vectors.f32")
+    mapped = np.memmap(tmp_path / "vectors.f32", dtype=np.float32, mode="r").reshape(-1, DIM)
+    monkeypatch.setattr(vectors, "TRAIN_SAMPLE", 2_000)
+    index = build_vector_index(mapped, "IVF32,SQ8", add_batch=1_000)
+    assert index.ntotal == len(base) and index.is_trained
+    assert np.array_equal(vectors.training_sample(mapped, 2_000, 0), vectors.training_sample(base, 2_000, 0))
+
+
+def test_search_asks_for_no_more_than_there_are():
+    index = build_vector_index(_normalized(5, 3), "Flat")
+    scores, ids = search(index, _normalized(1, 4), 100)
+    assert ids.shape == (1, 5) and sorted(ids[0]) == list(range(5))
