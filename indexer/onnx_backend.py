@@ -16,6 +16,7 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,7 +123,8 @@ def export_fp32(model_dir: Path, out: Path) -> None:
     sample = (torch.ones(2, 16, dtype=torch.int64), torch.ones(2, 16, dtype=torch.int64))
     axes = {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
             "last_hidden_state": {0: "batch", 1: "tokens"}}
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the legacy exporter's deprecation and the tracer's (shapes are dynamic)
         torch.onnx.export(model, sample, str(out), input_names=["input_ids", "attention_mask"],
                           output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=17,
                           dynamo=False, do_constant_folding=True)
