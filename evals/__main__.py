@@ -1,5 +1,5 @@
 """python -m evals [--set xquad|drcd|cmrc|seed] [--limit N] [--rebuild] [--datasets DIR] [--model M]
-                 [--backend torch|onnx-int8] [--report NAME]"""
+                 [--backend torch|onnx|onnx-int8] [--report NAME]"""
 from __future__ import annotations
 
 import argparse
@@ -9,6 +9,8 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything is local: fail fast instead of waiting on the hub
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from indexer.embedding import BACKENDS  # noqa: E402 (light: numpy only; the models load lazily)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS,
                         help="folder with xquad/, drcd/, cmrc2018/ (default: ../shared/datasets)")
     parser.add_argument("--model", default=None, help="sentence-transformers folder or hub id (default: $QA_MODEL)")
-    parser.add_argument("--backend", choices=("torch", "onnx-int8"), default=None,
+    parser.add_argument("--backend", choices=BACKENDS, default=None,
                         help="how the model runs (default: $QA_BACKEND, else torch)")
     parser.add_argument("--report", default=None, metavar="NAME",
                         help="write evals/results/NAME.md (default: latest, or the backend's name if not torch)")
@@ -37,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from evals import report
     from evals.runner import run
-    from indexer.embedding import DEFAULT_BACKEND, ModelMissingError, configured_backend
+    from indexer.embedding import EXACT_BACKENDS, ModelMissingError, configured_backend
     from indexer.passages import Chunking
 
     try:
@@ -45,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         parser.error(str(error))
     # a non-default backend's run must not replace latest.md, the shipped configuration's results
-    report_name = args.report or ("latest" if backend == DEFAULT_BACKEND else backend)
+    report_name = args.report or ("latest" if backend in EXACT_BACKENDS else backend)
     try:
         chunking = Chunking.of(args.passage_units) if args.passage_units else Chunking()
         result = run(sets, args.datasets, args.limit, args.rebuild, model=args.model, chunking=chunking,

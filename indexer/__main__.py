@@ -1,4 +1,4 @@
-"""python -m indexer build --corpus DIR --index DIR [--model M] [--backend torch|onnx-int8] [--max-file-mb N] [--force]"""
+"""python -m indexer build --corpus DIR --index DIR [--model M] [--backend torch|onnx|onnx-int8] [--max-file-mb N] [--force]"""
 from __future__ import annotations
 
 import argparse
@@ -9,6 +9,8 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no hub here: fail fast instead of hanging on the network
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from indexer.embedding import BACKENDS  # noqa: E402 (light: numpy only; the models load lazily)
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m indexer", description=__doc__)
@@ -17,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--corpus", type=Path, default=Path("corpus"))
     build.add_argument("--index", type=Path, default=Path("index"))
     build.add_argument("--model", default=None, help="sentence-transformers folder or hub id (default: $QA_MODEL)")
-    build.add_argument("--backend", choices=("torch", "onnx-int8"), default=None,
+    build.add_argument("--backend", choices=BACKENDS, default=None,
                        help="how the model runs (default: $QA_BACKEND, else torch); recorded in the index's model id")
     build.add_argument("--passage-units", type=int, default=None, metavar="N",
                        help="passage size in units (a Han character or a Latin word each; default 160 — see evals/README.md)")

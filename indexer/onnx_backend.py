@@ -1,9 +1,10 @@
-"""The dense model on ONNX Runtime with dynamic int8 weights: export once, encode like indexer.embedding.Embedder.
+"""The dense model on ONNX Runtime, fp32 or dynamic int8 weights: export once, encode like indexer.embedding.Embedder.
 
 Export (`make model` runs it after the conversion; offline, skipped when up to date):
     python -m indexer.onnx_backend --model models/multilingual-e5-small
-writes <model>/onnx/model_int8.onnx: the BertModel traced with torch.onnx.export, fused by ONNX Runtime's
-transformer optimizer, then quantize_dynamic (int8 weights, per channel). Encoding reproduces the
+writes <model>/onnx/model_fp32.onnx: the BertModel traced with torch.onnx.export and fused by ONNX Runtime's
+transformer optimizer (backend "onnx"), and model_int8.onnx: that, through quantize_dynamic (int8 weights,
+per channel; backend "onnx-int8"). Encoding reproduces the
 sentence-transformers folder: its tokenizer.json, its prompts, mean pooling over the attention mask, L2 norm.
 Not through optimum: its only release for ONNX (optimum-onnx 0.1.0) needs transformers < 4.58, the project pins 5.
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 
 ONNX_SUBDIR = "onnx"
-INT8_FILE = "model_int8.onnx"
+FILES = {"onnx": "model_fp32.onnx", "onnx-int8": "model_int8.onnx"}  # backend → file under ONNX_SUBDIR
 MAX_TOKENS = 512
 
 
-def onnx_path(model_dir: Path, name: str = INT8_FILE) -> Path:
-    return Path(model_dir) / ONNX_SUBDIR / name
+def onnx_path(model_dir: Path, backend: str = "onnx-int8") -> Path:
+    return Path(model_dir) / ONNX_SUBDIR / FILES[backend]
 
 
 def _st_config(model_dir: Path) -> tuple[dict[str, str], int]:
@@ -75,11 +75,12 @@ class OnnxEmbedder:
         return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
 
 
-def load_onnx_embedder(model_dir: Path, model_id: str, threads: int | None = None) -> OnnxEmbedder:
+def load_onnx_embedder(model_dir: Path, model_id: str, backend: str = "onnx-int8",
+                       threads: int | None = None) -> OnnxEmbedder:
     import onnxruntime as ort
     from tokenizers import Tokenizer
 
-    path = onnx_path(model_dir)
+    path = onnx_path(model_dir, backend)
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist; run `make model` to export it")
     prompts, max_len = _st_config(model_dir)
@@ -92,17 +93,17 @@ def load_onnx_embedder(model_dir: Path, model_id: str, threads: int | None = Non
     options.inter_op_num_threads = 1
     # no busy-waiting between runs: on a shared 2-core machine spinning threads starve the other workers
     # (measured: single-question p50 10 ms spinning vs 5 ms not, with another process busy)
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.intra_op.allow_spinning", os.environ.get("QA_ONNX_SPIN", "0"))
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     dim = int(json.loads((model_dir / "config.json").read_text())["hidden_size"])
     return OnnxEmbedder(session, tokenizer, prompts, model_id, dim)
 
 
 def is_exported(model_dir: Path) -> bool:
-    """The int8 file exists and is newer than every file of the source model it was made from."""
-    target = onnx_path(model_dir)
+    """Both files exist and are newer than every file of the source model they were made from."""
     sources = [model_dir / "model.safetensors", model_dir / "config.json"]
-    return target.is_file() and all(target.stat().st_mtime > s.stat().st_mtime for s in sources)
+    targets = [onnx_path(model_dir, backend) for backend in FILES]
+    return all(t.is_file() and all(t.stat().st_mtime > s.stat().st_mtime for s in sources) for t in targets)
 
 
 def export_fp32(model_dir: Path, out: Path) -> None:
@@ -149,35 +150,33 @@ def quantize(src: Path, out: Path, per_channel: bool = True) -> None:
                      extra_options={"DefaultTensorType": TensorProto.FLOAT})
 
 
-def export(model_dir: Path, force: bool = False, keep_fp32: bool = False) -> float | None:
-    """Write <model_dir>/onnx/model_int8.onnx; returns seconds taken, or None if already up to date."""
+def export(model_dir: Path, force: bool = False) -> float | None:
+    """Write <model_dir>/onnx/model_fp32.onnx (fused) and model_int8.onnx; returns the seconds taken, or None
+    if both are up to date."""
     if not force and is_exported(model_dir):
         return None
-    start, target = time.time(), onnx_path(model_dir)
-    target.parent.mkdir(exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".onnx-export-", dir=target.parent) as tmp:
-        raw, fused, int8 = Path(tmp) / "raw.onnx", Path(tmp) / "fused.onnx", Path(tmp) / INT8_FILE
+    start, folder = time.time(), onnx_path(model_dir).parent
+    folder.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".onnx-export-", dir=folder) as tmp:
+        raw, fused, int8 = Path(tmp) / "raw.onnx", Path(tmp) / "fused.onnx", Path(tmp) / "int8.onnx"
         export_fp32(model_dir, raw)
         fuse(model_dir, raw, fused)
         quantize(fused, int8)
-        if keep_fp32:
-            shutil.move(str(fused), str(onnx_path(model_dir, "model_fp32.onnx")))
-        os.replace(int8, target)
+        os.replace(fused, onnx_path(model_dir, "onnx"))
+        os.replace(int8, onnx_path(model_dir, "onnx-int8"))
     return round(time.time() - start, 1)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=Path("models/multilingual-e5-small"))
-    parser.add_argument("--force", action="store_true", help="export even if the int8 file is up to date")
-    parser.add_argument("--keep-fp32", action="store_true", help="also keep onnx/model_fp32.onnx (comparisons)")
+    parser.add_argument("--force", action="store_true", help="export even if the files are up to date")
     args = parser.parse_args(argv)
-    seconds = export(args.model, args.force, args.keep_fp32)
-    target = onnx_path(args.model)
-    if seconds is None:
-        print(f"{target} is newer than {args.model}'s weights; nothing to do")
-    else:
-        print(f"exported {target} ({target.stat().st_size / 2**20:.0f} MiB) in {seconds}s")
+    seconds = export(args.model, args.force)
+    targets = ", ".join(f"{onnx_path(args.model, b)} ({onnx_path(args.model, b).stat().st_size / 2**20:.0f} MiB)"
+                        for b in FILES)
+    print(f"{targets} are newer than {args.model}'s weights; nothing to do" if seconds is None
+          else f"exported {targets} in {seconds}s")
     return 0
 
 

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from indexer.embedding import Embedder, ModelMissingError
+from indexer.embedding import Encoder, ModelMissingError
 from indexer.index_dir import IndexUnusable, current_build
 from service.retrieval import Retriever, load_retriever, retriever_for
 
@@ -101,7 +101,7 @@ class RetrieverState:
         self.swap(retriever)
         log.info("switched to index %s in %.2f s", retriever.build_id, time.perf_counter() - started)
 
-    def _embedder(self) -> Embedder | None:
+    def _embedder(self) -> Encoder | None:
         retriever = self.current.retriever
         return retriever.embedder if retriever is not None else None
 

@@ -1,4 +1,5 @@
-"""QA_BACKEND=onnx-int8: the int8 ONNX export that `make model` writes, against the torch model it came from."""
+"""The ONNX exports `make model` writes (fp32: the service's question encoder by default; int8: QA_BACKEND=onnx-int8),
+against the torch model they came from."""
 from __future__ import annotations
 
 import json
@@ -9,7 +10,8 @@ import pytest
 
 from indexer import index_dir
 from indexer.build import build_index
-from indexer.embedding import DEFAULT_MODEL, Encoder, configured_backend, load_embedder, model_id
+from indexer.embedding import DEFAULT_MODEL, Encoder, configured_backend, load_embedder, model_id, question_backend
+from indexer.onnx_backend import OnnxEmbedder
 from indexer.onnx_backend import is_exported
 from service.retrieval import Retriever
 
@@ -79,3 +81,31 @@ def test_int8_index_answers_seed_questions_and_refuses_the_other_backend(tmp_pat
         index_dir.open_index(root, embedder.model_id, embedder.dim)
     with pytest.raises(index_dir.IndexUnusable, match=r"runs multilingual-e5-small\+onnx-int8"):
         index_dir.open_index(seed_index, int8.model_id, int8.dim)
+
+
+# fp32 ONNX runs the same weights: measured min cosine 0.9999999 on the seed questions.
+FP32_MIN_COSINE = 0.9999
+
+
+def test_fp32_onnx_vectors_equal_torch_vectors(embedder):
+    fp32 = load_embedder(None, "onnx")
+    assert fp32.model_id == embedder.model_id  # interchangeable: a torch-built index serves onnx questions
+    questions = [q["question"] for q in seed_questions()]
+    passages = [p.read_text(encoding="utf-8")[:1500] for p in sorted((ROOT / "corpus").glob("*.txt"))]
+    for ours, theirs in ((fp32.queries(questions, 8), embedder.queries(questions, 8)),
+                         (fp32.passages(passages, 4), embedder.passages(passages, 4))):
+        assert (ours * theirs).sum(axis=1).min() > FP32_MIN_COSINE
+
+
+def test_the_service_encodes_questions_on_onnx_unless_configured(app, monkeypatch, tmp_path):
+    assert isinstance(app.extensions["qa_state"].current.retriever.embedder, OnnxEmbedder)
+    assert question_backend() == "onnx"
+    monkeypatch.setenv("QA_BACKEND", "torch")
+    assert question_backend() == "torch"
+    monkeypatch.delenv("QA_BACKEND")
+    unexported = tmp_path / "another-model"  # a QA_MODEL folder `make model` did not export: torch
+    unexported.mkdir()
+    for part in DEFAULT_MODEL.iterdir():
+        if part.name != "onnx":
+            (unexported / part.name).symlink_to(part)
+    assert question_backend(str(unexported)) == "torch"

@@ -5,7 +5,9 @@ from pathlib import Path
 import pytest
 
 from indexer.index_dir import open_index
-from service.retrieval import FUSION_WEIGHTS, Retriever, best_sentence, fusion_weights
+from service.retrieval import FUSION_WEIGHTS, Retriever, _merge_overlaps, best_sentence, fusion_weights
+from text.normalize import detect_language, fold_script
+from text.segment import keyword_tokens
 from text.clean import clean
 
 QUESTIONS = [json.loads(line) for line in (Path(__file__).resolve().parent.parent / "evals" / "seed_questions.jsonl").open(encoding="utf-8")]
@@ -75,3 +77,16 @@ def test_highlight_is_the_sentence_sharing_most_question_words():
     text = "第一句无关。微软与AWS签署了协议。第三句。"
     assert best_sentence(text, text, {"aws", "协议"}) == (6, 18)
     assert best_sentence(text, text, {"不存在"}) is None
+
+
+
+@pytest.mark.parametrize("top_k", [1, 5, 20])
+def test_reading_the_head_of_the_ranking_gives_the_hits_reading_all_of_it_gives(retriever, top_k):
+    for q in QUESTIONS:
+        folded = fold_script(q["question"])
+        dense = retriever._dense_scores(retriever.encode([q["question"]])[0])
+        keyword = retriever._keyword_scores(keyword_tokens(folded.casefold()))
+        ranked = retriever._rank(dense, keyword, detect_language(q["question"]), "hybrid")
+        everything = retriever.index.store.passages([pid for pid, _ in ranked])
+        expected, _ = _merge_overlaps([(everything[pid], score) for pid, score in ranked], top_k)
+        assert retriever._cited_spans(ranked, top_k) == expected, q["id"]
