@@ -1,0 +1,35 @@
+"""The query path over HTTP: gunicorn on loopback serving an index, latency with one client and
+throughput with several, each run bounded by a request count and a duration."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from benchmarks.loadgen import Client, Tally, run_clients, serving, worker_rss
+
+CLIENTS = (1, 4, 8)
+LATENCY_REQUESTS = 400  # one client, one request at a time: the latency percentiles
+LOAD_REQUESTS = 1200  # per concurrency level, or LOAD_SECONDS, whichever ends first
+LOAD_SECONDS = 45
+
+
+def measure(index_root: Path, questions: list[str], log: Path, clients: tuple[int, ...] = CLIENTS) -> dict:
+    with serving(index_root, log) as (address, server):
+        warm = Client(address)
+        for question in questions[:10]:  # the worker warmed itself up at start; this warms the connection path
+            warm.ask(question)
+        latency = run_clients(address, questions, 1, LOAD_SECONDS * 2, LATENCY_REQUESTS)
+        loads = {1: latency}
+        for count in clients:
+            if count > 1:
+                loads[count] = run_clients(address, questions, count, LOAD_SECONDS, LOAD_REQUESTS)
+        rss = worker_rss(server)
+    return {
+        "latency": _latencies(latency),
+        "load": {count: {"clients": count, "per_second": t.per_second, "requests": len(t.latencies_ms),
+                         "errors": t.errors, **_latencies(t)} for count, t in loads.items()},
+        "worker_rss_mb": rss / 2**20,
+    }
+
+
+def _latencies(tally: Tally) -> dict[str, float]:
+    return {"p50_ms": tally.percentile(0.50), "p95_ms": tally.percentile(0.95), "p99_ms": tally.percentile(0.99)}
