@@ -39,7 +39,7 @@ def renditions(convert: str | None) -> Iterator[tuple[str, Callable[[str], str]]
 
 def write_corpus(datasets: Path = DEFAULT_DATASETS, root: Path = CACHE / "datasets-corpus") -> Path:
     """The corpus folder, written unless a complete one for the same datasets is already there."""
-    stamp = root / ".complete"
+    stamp = root.with_name(root.name + ".complete")  # beside the corpus: the indexer would list it as skipped
     sources = {name: (datasets / name).stat().st_size for _, name, _ in SOURCES}
     expected = json.dumps({"format": FORMAT, "sources": sources}, sort_keys=True)
     if stamp.exists() and stamp.read_text() == expected:

@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from benchmarks import corpus  # noqa: E402
 from evals.runner import machine_description  # noqa: E402
+from indexer.vectors import NPROBE, index_spec  # noqa: E402
 
 # The issue's targets; each is a ratio to the floor measured in the same run.
 P50_MAX, P99_MAX, LOAD_MIN, BUILD_MIN = 1.3, 3.0, 0.80, 0.85
@@ -29,8 +30,13 @@ def write(document: dict, out: Path) -> None:
     (out / "RESULTS.md").write_text(markdown(document), encoding="utf-8")
 
 
+def query_floor_ms(result: dict) -> float:
+    """The issue's query floor: one raw encode of the question plus the FAISS search alone (p50s)."""
+    return result["floor"]["questions"]["single"]["p50_ms"] + result["floor"]["search"]["p50_ms"]
+
+
 def ratios(result: dict) -> dict[str, float]:
-    single = result["floor"]["questions"]["single"]["p50_ms"]
+    single = query_floor_ms(result)
     raw = result["floor"]["questions"]["per_second"]
     http, build = result["http"], result["build"]
     return {
@@ -41,10 +47,10 @@ def ratios(result: dict) -> dict[str, float]:
     }
 
 
-def chosen_ann(rows: list[dict]) -> dict | None:
-    """The fastest row meeting the recall and memory targets."""
-    fitting = [r for r in rows if r["recall_at_10"] >= ANN_RECALL_MIN and r["memory_mb"] <= ANN_MEMORY_MAX_MB]
-    return min(fitting, key=lambda r: r["p50_ms"], default=None)
+def chosen_ann(rows: list[dict], total: int) -> dict | None:
+    """The row of what the indexer builds at this size (indexer/vectors.py), if it was measured."""
+    spec, params = index_spec(total), f"nprobe={NPROBE}"
+    return next((r for r in rows if r["spec"] == spec and r["params"] in (params, "")), None)
 
 
 def markdown(document: dict) -> str:
@@ -77,26 +83,28 @@ def targets_section(document: dict) -> list[str]:
     for name, result in document["corpora"].items():
         r = ratios(result)
         checks = [
-            ("query p50, 1 client ÷ raw single-question encode p50", f"≤ {P50_MAX}×", r["p50"], r["p50"] <= P50_MAX),
-            ("query p99, 1 client ÷ raw single-question encode p50", f"≤ {P99_MAX}×", r["p99"], r["p99"] <= P99_MAX),
+            ("query p50, 1 client ÷ floor (raw encode + FAISS search p50)", f"≤ {P50_MAX}×", r["p50"], r["p50"] <= P50_MAX),
+            ("query p99, 1 client ÷ floor (raw encode + FAISS search p50)", f"≤ {P99_MAX}×", r["p99"], r["p99"] <= P99_MAX),
             ("queries/s, 8 clients ÷ raw encode q/s in batches of 8", f"≥ {LOAD_MIN:.0%}", r["load8"], r["load8"] >= LOAD_MIN),
             ("build passages/s ÷ raw passage encode passages/s", f"≥ {BUILD_MIN:.0%}", r["build"], r["build"] >= BUILD_MIN),
         ]
         lines += [f"| {name} | {what} | {target} | {value:.2f} | {'yes' if ok else '**no**'} |"
                   for what, target, value, ok in checks]
         for backend, other in result["other_floors"].items():
-            single = other["questions"]["single"]["p50_ms"]
-            lines.append(f"| {name} | query p50 ÷ {backend} single-question encode p50 (reference) | – | "
+            single = other["questions"]["single"]["p50_ms"] + result["floor"]["search"]["p50_ms"]
+            lines.append(f"| {name} | query p50 ÷ floor with {backend} encode (the issue's reference) | – | "
                          f"{result['http']['latency']['p50_ms'] / single:.2f} | – |")
-    best = chosen_ann(document["ann"]["rows"])
+    best = chosen_ann(document["ann"]["rows"], document["ann"]["total"])
     total = f"{document['ann']['total']:,}"
     if best is None:
-        lines.append(f"| {total} vectors | an ANN with recall@10 ≥ {ANN_RECALL_MIN} within {ANN_MEMORY_MAX_MB:.0f} MB | "
-                     f"p50 ≤ {ANN_P50_MAX_MS:.0f} ms | none | **no** |")
+        lines.append(f"| {total} vectors | the indexer's choice ({index_spec(document['ann']['total'])}) | measured | "
+                     "not in this run | **no** |")
     else:
-        ok = best["p50_ms"] <= ANN_P50_MAX_MS
-        lines.append(f"| {total} vectors | {best['spec']} {best['params']}: recall@10 {best['recall_at_10']:.3f}, "
-                     f"{best['memory_mb']:.0f} MB | p50 ≤ {ANN_P50_MAX_MS:.0f} ms | {best['p50_ms']:.2f} ms | "
+        ok = (best["p50_ms"] <= ANN_P50_MAX_MS and best["recall_at_10"] >= ANN_RECALL_MIN
+              and best["memory_mb"] <= ANN_MEMORY_MAX_MB)
+        lines.append(f"| {total} vectors | the indexer's choice, {best['spec']} {best['params']} | recall@10 ≥ "
+                     f"{ANN_RECALL_MIN}, p50 ≤ {ANN_P50_MAX_MS:.0f} ms, ≤ {ANN_MEMORY_MAX_MB:.0f} MB | "
+                     f"{best['recall_at_10']:.3f}, {best['p50_ms']:.2f} ms, {best['memory_mb']:.0f} MB | "
                      f"{'yes' if ok else '**no**'} |")
     return lines + [""]
 
@@ -124,9 +132,9 @@ def http_section(corpora: dict) -> list[str]:
     lines = ["## Query path over HTTP (gunicorn on loopback, 1 worker, keep-alive clients)", "",
              "![latency and throughput vs concurrent clients](plots/latency-vs-concurrency.png)", "",
              "| corpus | clients | requests | errors | q/s | × raw (same batch size) | p50 ms | p95 ms | p99 ms | "
-             "p50 × raw single |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "p50 × floor |", "|---|---|---|---|---|---|---|---|---|---|"]
     for name, result in corpora.items():
-        single = result["floor"]["questions"]["single"]["p50_ms"]
+        single = query_floor_ms(result)
         raw = result["floor"]["questions"]["per_second"]
         for clients, load in result["http"]["load"].items():
             lines.append(
