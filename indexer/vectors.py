@@ -7,14 +7,15 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-# Exact search until it costs about as much as encoding the question (15–20 ms). Measured here (2 cores,
-# 384-d, one query, k=50): 50k vectors 5.8 ms, 100k 15 ms, 200k 42 ms, 1M 320 ms.
-FLAT_MAX_VECTORS = 100_000
+# Exact search while it costs well under the question's encode (9–10 ms on ONNX Runtime). Measured here (2 cores,
+# 384-d, one query): 20k vectors 2.2 ms (make bench), 50k 5.8 ms, 100k 15 ms, 200k 42 ms, 1M 180–320 ms; past
+# 50k the IVF below is faster (100k: recall@10 0.98 in 1.8 ms).
+FLAT_MAX_VECTORS = 50_000
 # Past that: inverted lists (about 4·√n, a power of two) of 8-bit scalar-quantized vectors, 384 B a vector
-# instead of 1536. benchmarks/ann.py at 1M (real e5 passages plus noise, real questions, k=100, one query,
-# 2 busy cores): IVF4096,SQ8 380 MB, recall@10 0.952 at nprobe 64 (5.5 ms), 0.974 at 128 (12.7 ms), 0.976 at
-# 256 (19 ms; SQ8 caps it). Flat: 1465 MB, 441 ms. IVF4096,PQ64x4fs,Refine(SQ8): 412 MB, faster (3.1 ms) but
-# 0.969 at best (nprobe 128, k_factor_rf 64). HNSW32,SQ8: 626 MB, 0.58 at efSearch 256, 470 s to build.
+# instead of 1536. make bench at 1M (benchmarks/RESULTS.md: real e5 passages plus noise, real questions, k=100,
+# one query, tie-aware recall@10): IVF4096,SQ8 380 MB, recall 0.977 at nprobe 64 (4.6 ms), 0.986 at 128
+# (7.8 ms), 0.988 at 256 (13.5 ms). Flat: 1465 MB, 141 ms. IVF4096,PQ64x4fs,Refine(SQ8): 413 MB, faster
+# (3.3 ms) but 0.978 at best. HNSW32,SQ8: 626 MB, 0.52 at efSearch 256 on this synthetic set.
 ANN_SPEC = "IVF{nlist},SQ8"
 NPROBE = 128
 TRAIN_SAMPLE = 100_000  # k-means on a seeded sample of the (memory-mapped) vectors: 1M built in 225 s
