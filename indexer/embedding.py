@@ -12,9 +12,9 @@ backend is part of the model id an index records, so only int8 serves an int8 in
 from __future__ import annotations
 
 import os
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
@@ -59,19 +59,8 @@ def model_id(location: str, backend: str = DEFAULT_BACKEND) -> str:
     return name if backend in EXACT_BACKENDS else f"{name}+{backend}"
 
 
-class Encoder(Protocol):
+class Encoder(ABC):
     """What the indexer and the retriever need of a dense model: Embedder or onnx_backend.OnnxEmbedder."""
-    model_id: str
-    dim: int
-
-    def passages(self, texts: list[str], batch_size: int = 32) -> np.ndarray: ...
-
-    def queries(self, texts: list[str], batch_size: int = 32) -> np.ndarray: ...
-
-
-@dataclass
-class Embedder:
-    model: object  # sentence_transformers.SentenceTransformer (imported lazily: torch is slow to import)
     model_id: str
     dim: int
 
@@ -80,6 +69,17 @@ class Embedder:
 
     def queries(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         return self._encode(texts, "query", batch_size)
+
+    @abstractmethod
+    def _encode(self, texts: list[str], prompt_name: str, batch_size: int) -> np.ndarray:
+        """L2-normalized float32 vectors of `texts` with the model's `prompt_name` prompt."""
+
+
+@dataclass
+class Embedder(Encoder):
+    model: object  # sentence_transformers.SentenceTransformer (imported lazily: torch is slow to import)
+    model_id: str
+    dim: int
 
     def _encode(self, texts: list[str], prompt_name: str, batch_size: int) -> np.ndarray:
         prompt = prompt_name if prompt_name in (self.model.prompts or {}) else None

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.embedding import Encoder
+
 ONNX_SUBDIR = "onnx"
 FILES = {"onnx": "model_fp32.onnx", "onnx-int8": "model_int8.onnx"}  # backend → file under ONNX_SUBDIR
 MAX_TOKENS = 512
@@ -42,18 +44,12 @@ def _st_config(model_dir: Path) -> tuple[dict[str, str], int]:
 
 
 @dataclass
-class OnnxEmbedder:
+class OnnxEmbedder(Encoder):
     session: object     # onnxruntime.InferenceSession
     tokenizer: object   # tokenizers.Tokenizer
     prompts: dict[str, str]
     model_id: str
     dim: int
-
-    def passages(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
-        return self._encode(texts, "passage", batch_size)
-
-    def queries(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
-        return self._encode(texts, "query", batch_size)
 
     def _encode(self, texts: list[str], prompt_name: str, batch_size: int) -> np.ndarray:
         prompt = self.prompts.get(prompt_name, "")
