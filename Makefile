@@ -12,7 +12,7 @@ PORT ?= 8000
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install model index serve test eval clean browser soak bench
+.PHONY: install model index serve test eval clean browser ocr soak bench
 
 install: $(VENV)/.installed
 
@@ -30,13 +30,13 @@ model: install
 	$(PY) -m indexer.convert_model --out $(MODEL_DIR)
 	$(PY) -m indexer.onnx_backend --model $(MODEL_DIR)
 
-index: model
+index: model ocr
 	$(PY) -m indexer build --corpus $(CORPUS) --index $(INDEX)
 
 serve: index
-	QA_INDEX=$(INDEX) HOST=$(HOST) PORT=$(PORT) $(VENV)/bin/gunicorn -c service/gunicorn.conf.py 'service:create_app()'
+	QA_INDEX=$(INDEX) QA_CORPUS=$(CORPUS) HOST=$(HOST) PORT=$(PORT) $(VENV)/bin/gunicorn -c service/gunicorn.conf.py 'service:create_app()'
 
-test: model browser
+test: model browser ocr
 	$(PY) -m pytest -q tests
 
 # The web page's browser test (tests/test_web.py) drives Debian's headless Chromium with selenium; the CJK font
@@ -48,6 +48,17 @@ browser:
 		$(SUDO) apt-get update && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
 			chromium chromium-driver fonts-noto-cjk; \
+	fi
+
+# Scanned PDF pages are read with Tesseract (extract/ocr.py) in Simplified, Traditional and English. Installed only
+# when missing; without it such pages are skipped with that reason.
+OCR_DATA := /usr/share/tesseract-ocr/5/tessdata
+ocr:
+	@if ! command -v tesseract >/dev/null || [ ! -e $(OCR_DATA)/chi_sim.traineddata ] || \
+		[ ! -e $(OCR_DATA)/chi_tra.traineddata ] || [ ! -e $(OCR_DATA)/eng.traineddata ]; then \
+		$(SUDO) apt-get update && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+			tesseract-ocr tesseract-ocr-chi-sim tesseract-ocr-chi-tra tesseract-ocr-eng; \
 	fi
 
 # Retrieval accuracy (evals/README.md): every set, or one with SET=xquad|drcd|cmrc|seed.

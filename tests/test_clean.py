@@ -32,10 +32,11 @@ def test_markdown_links_and_images_become_their_label():
     )
 
 
-def test_html_becomes_text():
-    raw = "<html><head><title>t</title><script>var a=1;</script></head><body><nav>首页 菜单</nav>" \
-          "<p>微软&amp;OpenAI&#x4e2d;</p><p>第二段<br>换行</p></body></html>"
-    assert clean(raw, is_html=True).text == "微软&OpenAI中\n第二段\n换行"
+def test_kangxi_radicals_and_compatibility_ideographs_become_ordinary_ideographs_one_for_one():
+    raw = "⼈⼯智能的发展⽅向，⾸次⽣成\uf9f4"  # as PDF text layers write 人工智能的发展方向，首次生成林
+    cleaned = clean(raw)
+    assert cleaned.text == "人工智能的发展方向，首次生成林"
+    assert [cleaned.mapped.original_span(i, i + 1) for i in range(3)] == [(0, 1), (1, 2), (2, 3)]
 
 
 def test_html_comment_header_goes():

@@ -7,6 +7,7 @@ long runs of one character.
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from extract.html import extract_html
 from indexer.passages import split_passages
 from text.clean import clean
 from text.normalize import detect_language, fold_script, normalize
@@ -32,7 +33,7 @@ FUZZ = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCh
 @FUZZ
 @given(raw=documents, is_html=st.booleans())
 def test_cleaning_and_chunking_keep_offsets_in_the_original(raw: str, is_html: bool) -> None:
-    cleaned = clean(raw, is_html=is_html)
+    cleaned = clean(extract_html(raw).content if is_html else raw)
     assert all(0 <= cut <= len(cleaned.text) for cut in cleaned.breaks)
     for passage in split_passages("doc", cleaned, target=40, overlap=10):
         assert 0 <= passage.start < passage.end <= len(raw)

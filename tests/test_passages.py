@@ -19,13 +19,13 @@ documents = st.lists(st.sampled_from(FRAGMENTS) | st.text(max_size=8), max_size=
 
 
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(raw=documents, is_html=st.booleans(), target=st.integers(10, 80))
-def test_cleaning_the_cited_original_reproduces_the_passage(raw, is_html, target):
-    cleaned = clean(raw, is_html=is_html)
+@given(raw=documents, target=st.integers(10, 80))
+def test_cleaning_the_cited_original_reproduces_the_passage(raw, target):
+    cleaned = clean(raw)
     for passage in split_passages("doc", cleaned, target=target, overlap=target // 4):
         assert 0 <= passage.start < passage.end <= len(raw)
         assert passage.text == cleaned.text[passage.clean_start : passage.clean_end]
-        assert clean(raw[passage.start : passage.end], is_html=is_html).text == passage.text
+        assert clean(raw[passage.start : passage.end]).text == passage.text
 
 
 def test_seed_corpus_passages_cover_the_text_in_order_with_overlap():

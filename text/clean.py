@@ -1,9 +1,10 @@
 """Turn a decoded document into display text, keeping the offset map back to the original.
 
+It starts from a document's readable content (`extract.Extracted.content`: a text file as it is, a web page's
+main content, a PDF's or Word file's extracted text), already mapped to the text citations point into.
 The rules, in order (each one tested in tests/test_clean.py):
  1. HTML comments go (000's `<!-- title: … -->` header).
- 2. HTML documents: script/style/nav/header/footer/aside elements go with their content, block tags
-    become line breaks, other tags go, entities become their characters.
+ 2. Kangxi radicals and CJK compatibility ideographs become the ordinary ideographs (⽣ → 生), one for one.
  3. Markdown: images and links become their label (`![]()` disappears), heading marks and * / ** go.
  4. Inline pinyin annotations go: `協(xié)議` → `協議`; `10吉瓦(gigawatts)` stays (no tone mark).
  5. Site chrome lines go: lazy-load placeholders, rating widgets, breadcrumbs, keyword footers, platform
@@ -15,22 +16,16 @@ Chrome is matched on the normalized line, so one pattern covers Simplified and T
 """
 from __future__ import annotations
 
-import html
 import re
 from dataclasses import dataclass
 
+from .ideographs import unify_ideographs
 from .mapped import MappedText
 from .normalize import PINYIN_ANNOTATION, normalize
 
 _HTML_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
-_HTML_DROPPED_ELEMENT = re.compile(
-    r"<(script|style|noscript|template|nav|header|footer|aside|head)\b[^>]*>.*?</\1\s*>", re.DOTALL | re.I
-)
-_HTML_BLOCK_TAG = re.compile(
-    r"</?(?:p|div|br|li|ul|ol|h[1-6]|tr|table|section|article|blockquote|pre|dd|dt|title)\b[^>]*>", re.I
-)
-_HTML_TAG = re.compile(r"</?[A-Za-z!][^>]*>")
-_HTML_ENTITY = re.compile(r"&(?:#\d{1,7}|#x[0-9a-f]{1,6}|[a-z][a-z0-9]{1,31});", re.I)
+# CJK Radicals Supplement, Kangxi radicals, CJK compatibility ideographs (PDF text layers are full of them)
+_IDEOGRAPH_VARIANT = re.compile("[\u2e80-\u2eff\u2f00-\u2fdf\uf900-\ufaff\U0002f800-\U0002fa1f]")
 
 # Markup never spans a sentence end, so a passage boundary (always at a sentence end) can't fall
 # inside a construct; a heading mark counts wherever a sentence can start, not only at a line start.
@@ -83,23 +78,17 @@ class CleanText:
         return self.mapped.text
 
 
-def clean(raw: str, is_html: bool = False) -> CleanText:
-    mapped = MappedText.identity(raw).sub(_HTML_COMMENT, lambda m: "")
-    if is_html:
-        mapped = _strip_html(mapped)
+def clean(content: str | MappedText) -> CleanText:
+    """Clean a document's content: a str is taken as the original itself (a text file)."""
+    mapped = MappedText.identity(content) if isinstance(content, str) else content
+    mapped = mapped.sub(_HTML_COMMENT, lambda m: "")
+    mapped = mapped.sub(_IDEOGRAPH_VARIANT, lambda m: unify_ideographs(m.group(0)))
     mapped = _strip_markdown(mapped)
     mapped = mapped.sub(PINYIN_ANNOTATION, lambda m: 1)
     mapped = mapped.sub(_LINE, _drop_chrome_line)
     mapped = _drop_chrome_tail(mapped)
     mapped = _tidy_whitespace(mapped)
     return _drop_repeated_paragraphs(mapped)
-
-
-def _strip_html(mapped: MappedText) -> MappedText:
-    mapped = mapped.sub(_HTML_DROPPED_ELEMENT, lambda m: "")
-    mapped = mapped.sub(_HTML_BLOCK_TAG, lambda m: "\n")
-    mapped = mapped.sub(_HTML_TAG, lambda m: "")
-    return mapped.sub(_HTML_ENTITY, lambda m: html.unescape(m.group(0)))
 
 
 def _strip_markdown(mapped: MappedText) -> MappedText:

@@ -31,6 +31,24 @@ class MappedText:
         positions = np.arange(len(text), dtype=np.int64)
         return cls(text, positions, positions + 1, np.zeros(len(text), dtype=np.int64))
 
+    @classmethod
+    def from_pieces(cls, pieces: list[tuple[str, int, int]]) -> MappedText:
+        """Join (text, start, end) pieces. A piece as long as its span copies original[start:end] character by
+        character; any other piece (an entity's character, an inserted break) maps each of its characters to the
+        whole span, and a multi-character one is an atom."""
+        if not pieces:
+            return cls.identity("")
+        texts, first_offsets, last_offsets = zip(*pieces)
+        lengths = np.fromiter(map(len, texts), np.int64, len(texts))
+        first, last = np.array(first_offsets, np.int64), np.array(last_offsets, np.int64)
+        copied = last - first == lengths
+        offsets = np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        starts = np.repeat(first, lengths) + np.where(np.repeat(copied, lengths), offsets, 0)
+        ends = np.where(np.repeat(copied, lengths), starts + 1, np.repeat(last, lengths))
+        atomic = ~copied & (lengths > 1)
+        atoms = np.repeat(np.where(atomic, np.cumsum(atomic), 0), lengths)
+        return cls("".join(texts), starts, ends, atoms)
+
     def can_cut_before(self, i: int) -> bool:
         return i <= 0 or i >= len(self.text) or self.atoms[i] == 0 or self.atoms[i] != self.atoms[i - 1]
 
