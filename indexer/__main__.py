@@ -1,4 +1,10 @@
-"""python -m indexer build --corpus DIR --index DIR [--model M] [--backend torch|onnx|onnx-int8] [--max-file-mb N] [--force]"""
+"""python -m indexer build --corpus DIR --index DIR [--model M] [--backend torch|onnx|onnx-int8] [--max-file-mb N]
+[--max-pages N] [--file-timeout S] [--force] [--no-wait]
+
+Incremental: only files whose bytes changed are read again and only passages never embedded are encoded
+(caches in INDEX/cache/). One build at a time per index: a second one waits for the first, or with --no-wait
+exits at once with status 75. Exit status: 0 built or up to date, 1 nothing indexable, 2 bad arguments or
+no model, 75 another build holds the index."""
 from __future__ import annotations
 
 import argparse
@@ -25,14 +31,27 @@ def main(argv: list[str] | None = None) -> int:
                        help="passage size in units (a Han character or a Latin word each; default 160 — see evals/README.md)")
     build.add_argument("--max-file-mb", type=float, default=None, metavar="N",
                        help="skip files larger than N MB (default: $QA_MAX_FILE_MB, else 50)")
-    build.add_argument("--force", action="store_true", help="rebuild even if the index is up to date")
+    build.add_argument("--max-pages", type=int, default=None, metavar="N",
+                       help="skip PDFs with more pages (default: $QA_MAX_PAGES, else 2000)")
+    build.add_argument("--file-timeout", type=float, default=None, metavar="S",
+                       help="skip a file whose reading takes longer (default: $QA_FILE_TIMEOUT, else 300 s)")
+    build.add_argument("--force", action="store_true",
+                       help="rebuild from scratch: read every file and embed every passage again, ignoring the caches")
+    build.add_argument("--no-wait", action="store_true",
+                       help="if another build is running on this index, exit at once (status 75) instead of waiting")
+    build.add_argument("--jobs", action="store_true",
+                       help="report progress into the queued jobs of INDEX/jobs (uploads and deletions over HTTP)")
     build.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
 
-    from indexer.build import build_index, is_up_to_date
+    from indexer.build import build_index
+    from indexer.freshness import is_up_to_date
     from indexer.documents import max_file_bytes
-    from indexer.embedding import ModelMissingError, configured_backend, configured_model, load_embedder, model_id
+    from indexer.embedding import LazyEncoder, ModelMissingError, configured_backend, configured_model, model_id
+    from indexer.jobs import JobReporter
+    from indexer.lock import BuildLocked
     from indexer.passages import Chunking
+    from indexer.workers import file_timeout
 
     if not args.corpus.is_dir():
         print(f"error: corpus folder {args.corpus} does not exist", file=sys.stderr)
@@ -42,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     chunking = Chunking.of(args.passage_units) if args.passage_units else Chunking()
     try:
         max_bytes = max_file_bytes(args.max_file_mb)
+        limits = page_limits(args.max_pages)
+        timeout = file_timeout(args.file_timeout)
     except ValueError as error:
         parser.error(str(error))
     model = configured_model(args.model)
@@ -49,22 +70,63 @@ def main(argv: list[str] | None = None) -> int:
         backend = configured_backend(args.backend)
     except ValueError as error:
         parser.error(str(error))
-    if not args.force and is_up_to_date(args.corpus, args.index, model_id(model, backend), chunking, max_bytes):
+    def up_to_date() -> bool:
+        return is_up_to_date(args.corpus, args.index, model_id(model, backend), chunking, max_bytes, limits)
+
+    if not args.force and not args.jobs and up_to_date():
         print(f"index at {args.index} is up to date with {args.corpus} (use --force to rebuild)")
         return 0
+    jobs = JobReporter(args.index) if args.jobs else None
+
+    def claim_jobs() -> None:
+        if jobs is not None and jobs.claim() == 0 and not args.force and up_to_date():
+            raise NothingQueued
+
     try:
-        embedder = load_embedder(model, backend)
-    except ModelMissingError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    try:
-        result = build_index(args.corpus, args.index, embedder, progress=not args.quiet, chunking=chunking,
-                             max_file_bytes=max_bytes)
-    except ValueError as error:
+        result = build_index(
+            args.corpus, args.index, LazyEncoder(model, backend), progress=not args.quiet, chunking=chunking,
+            max_file_bytes=max_bytes, limits=limits, force=args.force, wait=not args.no_wait, file_timeout=timeout,
+            report=jobs.report if jobs else None, on_wait=_say_waiting(args.index),
+            before=claim_jobs,
+        )
+    except NothingQueued:
+        print("no queued jobs and the index is up to date: an earlier build took them")
+        return 0
+    except BuildLocked as error:
+        print(f"error: {error}; not waiting (--no-wait). Try again when it has finished.", file=sys.stderr)
+        return EXIT_LOCKED
+    except (ValueError, ModelMissingError) as error:
+        if jobs:
+            jobs.fail(str(error))
         print(f"error: {error}; the previous index (if any) is still current", file=sys.stderr)
-        return 1
+        return 1 if isinstance(error, ValueError) else 2
+    if jobs:
+        jobs.finish(result.manifest)
     print(result.summary())
     return 0
+
+
+EXIT_LOCKED = 75  # EX_TEMPFAIL: another build holds the index
+
+
+def _say_waiting(index: Path):
+    def say(pid: int | None) -> None:
+        print(f"another build (pid {pid or '?'}) is running on {index}; waiting for it to finish "
+              "(--no-wait to exit instead)", file=sys.stderr, flush=True)
+    return say
+
+
+def page_limits(max_pages: int | None):
+    from extract import Limits
+
+    value = max_pages if max_pages is not None else int(os.environ.get("QA_MAX_PAGES") or Limits.max_pages)
+    if value < 1:
+        raise ValueError(f"the page limit must be a positive number, not {value}")
+    return Limits(max_pages=value)
+
+
+class NothingQueued(Exception):
+    """--jobs: another build already took every queued job."""
 
 
 if __name__ == "__main__":

@@ -1,23 +1,20 @@
-"""Walk a corpus folder: decode every supported file, and say why each other file was skipped.
+"""Walk a corpus folder: every file of a supported format, and why each other file was skipped.
 
+Hidden files and folders (a name starting with '.') are not part of the corpus.
 Links: folder links are never followed (a link to a parent would loop, others show the same files twice);
 file links are read when their target is inside the corpus (the author put that name there) and skipped
 when it is outside, so a corpus cannot pull in files from elsewhere on the machine.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from text.clean import CleanText, clean
-from text.decode import UndecodableError, decode_bytes
-from text.normalize import Language, detect_language
+from extract import FORMATS
 
-SUPPORTED_SUFFIXES = {".txt": False, ".md": False, ".markdown": False, ".html": True, ".htm": True}
 MANIFEST_NAME = "manifest.json"  # optional: {"<doc_id>": {"title": …, "url": …, "date": …}}
 DEFAULT_MAX_MB = 50.0
 MAX_MB_VARIABLE = "QA_MAX_FILE_MB"
@@ -25,15 +22,11 @@ DEFAULT_MAX_BYTES = int(DEFAULT_MAX_MB * 1024 * 1024)
 
 
 @dataclass(frozen=True)
-class Document:
+class CorpusFile:
     doc_id: str  # path relative to the corpus root, with forward slashes
-    title: str
-    language: Language
-    sha256: str
-    original: str  # the decoded file, the text every offset points into
-    clean: CleanText
-    url: str | None = None
-    date: str | None = None
+    path: Path
+    format: str  # a value of extract.FORMATS
+    meta: dict  # the file's entry in corpus/manifest.json: title, url, date
 
 
 @dataclass
@@ -50,18 +43,39 @@ class CorpusReport:
         self.skipped.append(Skipped(path, reason))
 
 
-def iter_documents(root: Path, report: CorpusReport, max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[Document]:
+def iter_corpus_files(root: Path, report: CorpusReport) -> Iterator[CorpusFile]:
+    """Files of a supported format in a stable order (a folder's files, then its sub-folders, each sorted)."""
     overrides = _read_manifest(root, report)
     for path in _walk(root, report):
         doc_id = path.relative_to(root).as_posix()
         if doc_id == MANIFEST_NAME:
             continue
-        if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+        format = FORMATS.get(path.suffix.lower())
+        if format is None:
             report.skip(doc_id, f"unsupported file type {path.suffix or '(none)'}")
             continue
-        document = _read_document(path, doc_id, overrides.get(doc_id, {}), report, max_bytes)
-        if document is not None:
-            yield document
+        yield CorpusFile(doc_id, path, format, overrides.get(doc_id, {}))
+
+
+def read_corpus(root: Path, report: CorpusReport, max_bytes: int) -> Iterator[tuple[CorpusFile, bytes]]:
+    """Every supported file with its bytes; files over the cap or unreadable are reported instead."""
+    for file in iter_corpus_files(root, report):
+        data = read_file(file, report, max_bytes)
+        if data is not None:
+            yield file, data
+
+
+def read_file(file: CorpusFile, report: CorpusReport, max_bytes: int) -> bytes | None:
+    """The file's bytes, or None (reported) when it is over the size cap or unreadable."""
+    try:
+        size = file.path.stat().st_size
+        if size > max_bytes:
+            report.skip(file.doc_id, f"too large ({size} bytes > {max_bytes})")
+            return None
+        return file.path.read_bytes()
+    except OSError as error:
+        report.skip(file.doc_id, f"unreadable: {error.strerror or error}")
+        return None
 
 
 def max_file_bytes(megabytes: float | None = None) -> int:
@@ -79,7 +93,8 @@ def _walk(root: Path, report: CorpusReport) -> Iterator[Path]:
         report.skip(os.path.relpath(error.filename, root), f"unreadable folder: {error.strerror}")
 
     for folder, dirs, files in os.walk(root, onerror=on_error):
-        dirs.sort()
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # hidden: .git, uploads being written
+        files = [f for f in files if not f.startswith(".")]
         for name in [d for d in dirs if Path(folder, d).is_symlink()]:
             report.skip(Path(folder, name).relative_to(root).as_posix(), "link to a folder, not followed")
         for name in sorted(files):
@@ -97,47 +112,6 @@ def _not_a_corpus_file(path: Path, root: Path) -> str | None:
     if path.is_symlink() and not path.resolve().is_relative_to(root.resolve()):
         return "link to a file outside the corpus, not followed"
     return None
-
-
-def _read_document(path: Path, doc_id: str, meta: dict, report: CorpusReport, max_bytes: int) -> Document | None:
-    try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            report.skip(doc_id, f"too large ({size} bytes > {max_bytes})")
-            return None
-        data = path.read_bytes()
-        original = decode_bytes(data)
-    except OSError as error:
-        report.skip(doc_id, f"unreadable: {error.strerror or error}")
-        return None
-    except UndecodableError as error:
-        report.skip(doc_id, str(error))
-        return None
-    cleaned = clean(original, is_html=SUPPORTED_SUFFIXES[path.suffix.lower()])
-    if not cleaned.text:
-        report.skip(doc_id, "no text left after cleaning")
-        return None
-    return Document(
-        doc_id=doc_id,
-        title=meta.get("title") or _title(original, cleaned.text),
-        language=detect_language(cleaned.text),
-        sha256=hashlib.sha256(data).hexdigest(),
-        original=original,
-        clean=cleaned,
-        url=meta.get("url"),
-        date=meta.get("date"),
-    )
-
-
-def _title(original: str, cleaned: str) -> str:
-    """The `title:` of an HTML-comment header (000), else the first line of the cleaned text."""
-    if original.lstrip().startswith("<!--"):
-        header = original[: original.find("-->") + 3]
-        for line in header.splitlines():
-            key, _, value = line.strip().partition(":")
-            if key.strip().lower() == "title" and value.strip():
-                return value.strip()
-    return cleaned.split("\n", 1)[0][:200]
 
 
 def _read_manifest(root: Path, report: CorpusReport) -> dict[str, dict]:

@@ -11,6 +11,7 @@ backend is part of the model id an index records, so only int8 serves an int8 in
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ BACKENDS = ("torch", "onnx", "onnx-int8")
 DEFAULT_BACKEND = "torch"  # for passages (the indexer, evals)
 QUESTION_BACKEND = "onnx"  # for the service's questions
 EXACT_BACKENDS = ("torch", "onnx")  # interchangeable vectors: the model id does not name them
+_IDENTITY_HEAD_BYTES = 1 << 20
 
 
 class ModelMissingError(RuntimeError):
@@ -63,6 +65,7 @@ class Encoder(ABC):
     """What the indexer and the retriever need of a dense model: Embedder or onnx_backend.OnnxEmbedder."""
     model_id: str
     dim: int
+    identity: str = ""  # model, backend and weights (encoder_identity): the embedding cache's key
 
     def passages(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         return self._encode(texts, "passage", batch_size)
@@ -90,9 +93,51 @@ class Embedder(Encoder):
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
+class LazyEncoder(Encoder):
+    """The configured model, loaded on its first encode: a build whose passages are all in the embedding
+    cache (a deleted file, a renamed one) never pays the seconds torch and the weights take to load."""
+
+    def __init__(self, location: str | None = None, backend: str | None = None) -> None:
+        self._location, self._backend = configured_model(location), configured_backend(backend)
+        self.model_id = model_id(self._location, self._backend)
+        self.identity = encoder_identity(self._location, self._backend)
+        self._loaded: Encoder | None = None
+
+    @property
+    def dim(self) -> int:  # type: ignore[override]
+        return self.load().dim
+
+    def load(self) -> Encoder:
+        if self._loaded is None:
+            self._loaded = load_embedder(self._location, self._backend)
+        return self._loaded
+
+    def _encode(self, texts: list[str], prompt_name: str, batch_size: int) -> np.ndarray:
+        return self.load()._encode(texts, prompt_name, batch_size)
+
+
+def encoder_identity(location: str, backend: str) -> str:
+    """The model id, the backend and a digest of the model folder's files (sizes and heads of the weights,
+    every small file whole): re-converted or replaced weights never reuse another model's cached vectors."""
+    digest = hashlib.sha256(f"{model_id(location, backend)}|{backend}".encode())
+    folder = Path(location).expanduser()
+    for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
+        if path.is_file():
+            digest.update(path.relative_to(folder).as_posix().encode() + str(path.stat().st_size).encode())
+            with path.open("rb") as file:
+                digest.update(file.read(_IDENTITY_HEAD_BYTES))
+    return digest.hexdigest()[:32]
+
+
 def load_embedder(location: str | None = None, backend: str | None = None) -> Encoder:
     """The configured model on the configured backend (the ONNX one quacks like an Embedder)."""
     location, backend = configured_model(location), configured_backend(backend)
+    encoder = _load_embedder(location, backend)
+    encoder.identity = encoder_identity(location, backend)
+    return encoder
+
+
+def _load_embedder(location: str, backend: str) -> Encoder:
     looks_local = location.startswith((".", "/", "~")) or Path(location).parts[0] == "models"
     if looks_local and not Path(location).expanduser().is_dir():
         raise ModelMissingError(f"model folder {location} does not exist; run `make model` to convert it")

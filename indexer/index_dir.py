@@ -6,8 +6,10 @@
                            /vectors.faiss     (dense, row i = passage id i)
                            /bm25/             (keyword, column i = passage id i)
 
-A build writes builds/.tmp-<id>/ and renames it when complete; only then does `current` move. A build
-that dies midway leaves a .tmp folder (removed by the next build) and `current` untouched.
+A build (holding INDEX/.build.lock, indexer/lock.py) writes builds/.tmp-<id>-<pid>/ and renames it when
+complete; only then does `current` move. A build that dies midway leaves its .tmp folder, which the next
+build removes once it holds the lock and sees that pid dead, and `current` untouched. INDEX/cache/ holds
+the caches that make rebuilds incremental (indexer/caches.py).
 """
 from __future__ import annotations
 
@@ -23,10 +25,11 @@ import bm25s
 import faiss
 
 from indexer.keyword import load_keyword_index
+from indexer.lock import is_alive
 from indexer.store import StoreReader
 from indexer.vectors import load_vector_index
 
-FORMAT_VERSION = 2  # 2: passages store their script-folded text
+FORMAT_VERSION = 3  # 2: passages store their script-folded text; 3: formats, pages
 MANIFEST = "manifest.json"
 STORE = "passages.sqlite"
 VECTORS = "vectors.faiss"
@@ -49,15 +52,20 @@ def current_build(root: Path) -> Path | None:
 
 
 def new_build_dir(root: Path, build_id: str) -> Path:
-    remove_stale_temporaries(root)
-    tmp = builds_dir(root) / f".tmp-{build_id}"
+    tmp = builds_dir(root) / f".tmp-{build_id}-{os.getpid()}"
     tmp.mkdir(parents=True)
     return tmp
 
 
-def remove_stale_temporaries(root: Path) -> None:
-    for stale in builds_dir(root).glob(".tmp-*") if builds_dir(root).is_dir() else []:
-        shutil.rmtree(stale, ignore_errors=True)
+def remove_stale_temporaries(root: Path) -> list[Path]:
+    """Remove the .tmp folders of builds that died; call only while holding the build lock."""
+    removed = []
+    for tmp in builds_dir(root).glob(".tmp-*") if builds_dir(root).is_dir() else []:
+        pid = tmp.name.rpartition("-")[2]
+        if not (pid.isdigit() and int(pid) != os.getpid() and is_alive(int(pid))):
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+    return removed
 
 
 def publish(root: Path, tmp: Path, build_id: str) -> Path:

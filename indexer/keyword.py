@@ -7,7 +7,6 @@ import bm25s
 import numpy as np
 from bm25s.tokenization import Tokenized
 
-from text.segment import keyword_tokens
 
 
 class VocabularyBuilder:
@@ -17,10 +16,10 @@ class VocabularyBuilder:
         self.vocab: dict[str, int] = {}
         self.ids: list[list[int]] = []
 
-    def add(self, folded: str) -> None:
-        """Add a passage by its script-folded text (`fold_script`); case is folded here."""
+    def add(self, tokens: list[str]) -> None:
+        """Add a passage by its `keyword_tokens` of the case-folded, script-folded text (indexer/process.py)."""
         vocab = self.vocab
-        self.ids.append([vocab.setdefault(token, len(vocab)) for token in keyword_tokens(folded.casefold())])
+        self.ids.append([vocab.setdefault(token, len(vocab)) for token in tokens])
 
     def build(self) -> bm25s.BM25:
         retriever = bm25s.BM25()

@@ -1,24 +1,29 @@
 """The passage store: documents, passages and their offsets in one SQLite file (row id = vector id)."""
 from __future__ import annotations
 
+import functools
+import json
 import sqlite3
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from indexer.documents import Document
-from indexer.passages import Passage
+import numpy as np
 
+from indexer.process import ProcessedDocument
+
+# documents.page_starts: JSON list of the cleaned-text offsets where each page begins ([] when not paginated)
 _SCHEMA = """
 CREATE TABLE documents (
     doc_id TEXT PRIMARY KEY, title TEXT NOT NULL, language TEXT NOT NULL, sha256 TEXT NOT NULL,
-    url TEXT, date TEXT, original TEXT NOT NULL, clean_text TEXT NOT NULL
+    url TEXT, date TEXT, format TEXT NOT NULL, original TEXT NOT NULL, clean_text TEXT NOT NULL,
+    page_starts TEXT NOT NULL, passages INTEGER NOT NULL
 );
 CREATE TABLE passages (
     id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL REFERENCES documents(doc_id), ordinal INTEGER NOT NULL,
     start INTEGER NOT NULL, end INTEGER NOT NULL, clean_start INTEGER NOT NULL, clean_end INTEGER NOT NULL,
-    text TEXT NOT NULL, folded TEXT NOT NULL, language TEXT NOT NULL
+    page INTEGER, page_end INTEGER, text TEXT NOT NULL, folded TEXT NOT NULL, language TEXT NOT NULL
 );
 CREATE INDEX passages_by_doc ON passages(doc_id, ordinal);
 """
@@ -36,6 +41,8 @@ class StoredPassage:
     text: str
     folded: str  # fold_script(text): what the dense model embedded and keyword matching reads
     language: str
+    page: int | None = None  # 1-based page the passage starts on, for paginated documents (PDF)
+    page_end: int | None = None  # the page it ends on, when later than `page`
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,20 @@ class StoredDocument:
     date: str | None
     clean_text: str
     original_length: int
+    format: str
+    page_starts: list[int]  # cleaned-text offsets where each page begins; [] when not paginated
+    passage_count: int
+    extracted_text: str | None  # the text PDF / Word offsets point into (None: offsets are into the file)
+
+
+@dataclass(frozen=True)
+class DocumentMeta:
+    """A corpus file's identity and its corpus/manifest.json metadata, beside its processed content."""
+    doc_id: str
+    sha256: str
+    title: str
+    url: str | None = None
+    date: str | None = None
 
 
 class StoreWriter:
@@ -56,20 +77,21 @@ class StoreWriter:
         self._db.executescript(_SCHEMA)
         self.passage_count = 0
 
-    def add(self, document: Document, passages: list[Passage], folded: list[str]) -> list[int]:
-        """Store a document and its passages (with their script-folded texts); returns the passages' ids."""
+    def add(self, meta: DocumentMeta, document: ProcessedDocument) -> list[int]:
+        """Store a document and its passages; returns the passages' ids (consecutive, in document order)."""
         self._db.execute(
-            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (document.doc_id, document.title, document.language, document.sha256, document.url,
-             document.date, document.original, document.clean.text),
+            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (meta.doc_id, meta.title, document.language, meta.sha256, meta.url, meta.date, document.format,
+             document.original, document.clean_text, json.dumps(document.clean_page_starts), len(document.passages)),
         )
-        ids = list(range(self.passage_count, self.passage_count + len(passages)))
+        ids = list(range(self.passage_count, self.passage_count + len(document.passages)))
         self._db.executemany(
-            "INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(i, p.doc_id, p.ordinal, p.start, p.end, p.clean_start, p.clean_end, p.text, f, document.language)
-             for i, p, f in zip(ids, passages, folded)],
+            "INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(i, meta.doc_id, ordinal, p.start, p.end, p.clean_start, p.clean_end, p.page, p.page_end, p.text,
+              p.folded, document.language)
+             for ordinal, (i, p) in enumerate(zip(ids, document.passages))],
         )
-        self.passage_count += len(passages)
+        self.passage_count += len(document.passages)
         return ids
 
     def iter_folded(self, batch_size: int) -> Iterator[list[str]]:
@@ -96,6 +118,7 @@ class StoreReader:
         self._lock = threading.Lock()
         # every passage's language, in memory (fusion weighs each candidate by it): 8 bytes a passage
         self._languages = [row[0] for row in self._query("SELECT language FROM passages ORDER BY id")]
+        self._language_array = np.array(self._languages)
         self.passage_count = len(self._languages)
 
     def _query(self, sql: str, params: tuple | list = ()) -> list[tuple]:
@@ -104,8 +127,8 @@ class StoreReader:
 
     def passages(self, ids: list[int]) -> dict[int, StoredPassage]:
         rows = self._rows(
-            "SELECT p.id, p.doc_id, d.title, p.start, p.end, p.clean_start, p.clean_end, p.text, p.folded, p.language "
-            "FROM passages p JOIN documents d USING (doc_id) WHERE p.id IN ({marks})",
+            "SELECT p.id, p.doc_id, d.title, p.start, p.end, p.clean_start, p.clean_end, p.text, p.folded, p.language, "
+            "p.page, p.page_end FROM passages p JOIN documents d USING (doc_id) WHERE p.id IN ({marks})",
             ids,
         )
         return {row[0]: StoredPassage(*row) for row in rows}
@@ -120,11 +143,45 @@ class StoreReader:
 
     def document(self, doc_id: str) -> StoredDocument | None:
         rows = self._query(
-            "SELECT doc_id, title, language, sha256, url, date, clean_text, length(original) "
-            "FROM documents WHERE doc_id = ?",
+            "SELECT doc_id, title, language, sha256, url, date, clean_text, length(original), format, page_starts, "
+            f"passages, CASE WHEN format IN ({_EXTRACTED}) THEN original END FROM documents WHERE doc_id = ?",
             (doc_id,),
         )
-        return StoredDocument(*rows[0]) if rows else None
+        if not rows:
+            return None
+        row = list(rows[0])
+        row[9] = json.loads(row[9])
+        return StoredDocument(*row)
+
+    def documents(self, folder: str | None = None, offset: int = 0, limit: int = 100) -> list[dict]:
+        """A page of documents (doc_id order) with their title, language, format, passages and sha256."""
+        where, params = _folder_clause(folder)
+        rows = self._query(
+            f"SELECT doc_id, title, language, format, passages, sha256 FROM documents {where} "
+            "ORDER BY doc_id LIMIT ? OFFSET ?", [*params, limit, offset],
+        )
+        keys = ("doc_id", "title", "language", "format", "passages", "sha256")
+        return [dict(zip(keys, row)) for row in rows]
+
+    def document_count(self, folder: str | None = None) -> int:
+        where, params = _folder_clause(folder)
+        return self._query(f"SELECT count(*) FROM documents {where}", params)[0][0]
+
+    @functools.lru_cache(maxsize=64)  # per build, which never changes: a scope costs one scan, once
+    def passage_mask(self, folder: str | None, language: str | None) -> np.ndarray | None:
+        """Which passages a question scoped to `folder` (a corpus sub-folder) and `language` may cite; None: all."""
+        if folder is None and language is None:
+            return None
+        mask = np.ones(self.passage_count, dtype=bool)
+        if language is not None:
+            mask &= self._language_array == language
+        if folder is not None:
+            in_folder = np.zeros(self.passage_count, dtype=bool)
+            where, params = _folder_clause(folder, "doc_id")
+            ids = [pid for (pid,) in self._query(f"SELECT id FROM passages {where}", params)]
+            in_folder[np.array(ids, dtype=np.int64)] = True
+            mask &= in_folder
+        return mask
 
     def original(self, doc_id: str) -> str | None:
         rows = self._query("SELECT original FROM documents WHERE doc_id = ?", (doc_id,))
@@ -135,3 +192,14 @@ class StoreReader:
         result = self._query("PRAGMA quick_check")[0][0]
         if result != "ok":
             raise sqlite3.DatabaseError(f"passage store failed its integrity check: {result}")
+
+
+_EXTRACTED = ", ".join(f"'{format}'" for format in ("pdf", "docx"))  # formats whose offsets point into extracted text
+
+
+def _folder_clause(folder: str | None, column: str = "doc_id") -> tuple[str, list[str]]:
+    """WHERE doc_id is under `folder/` (a range, so the doc_id index serves it), or nothing."""
+    if folder is None:
+        return "", []
+    prefix = folder.strip("/") + "/"
+    return f"WHERE {column} >= ? AND {column} < ?", [prefix, prefix[:-1] + chr(ord("/") + 1)]

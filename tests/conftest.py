@@ -105,3 +105,18 @@ def server(seed_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     """The real server serving the seed index; its log is in the session's temporary folder."""
     with serving(seed_index, tmp_path_factory.mktemp("gunicorn") / "gunicorn.log") as base:
         yield base
+
+
+def process_corpus(root: Path, max_bytes: int | None = None) -> tuple[dict, dict[str, str]]:
+    """What a build makes of each file of `root`, in this process: ({doc_id: ProcessedDocument}, {path: reason})."""
+    from extract import ExtractionError
+    from indexer.documents import CorpusReport, max_file_bytes, read_corpus
+    from indexer.process import process
+
+    report, documents = CorpusReport(), {}
+    for file, data in read_corpus(root, report, max_bytes or max_file_bytes()):
+        try:
+            documents[file.doc_id] = process(data, file.format)
+        except ExtractionError as error:
+            report.skip(file.doc_id, str(error))
+    return documents, {s.path: s.reason for s in report.skipped}

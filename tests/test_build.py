@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from indexer import index_dir
-from indexer.build import build_index, is_up_to_date
+from indexer.build import build_index
+from indexer.freshness import is_up_to_date
 from indexer.index_dir import IndexUnusable, open_index
 from text.clean import clean
 
@@ -70,8 +71,9 @@ def test_build_killed_midway_leaves_the_previous_index_current(tmp_path, embedde
     corpus = tmp_path / "corpus"
     shutil.copytree(ROOT / "corpus", corpus)
     first = build_index(corpus, root, embedder, progress=False).build
-    for i in range(40):  # enough passages that embedding takes a while
-        (corpus / f"extra{i}.txt").write_text((ROOT / "corpus" / SEED_DOCS[i % 5]).read_text("utf-8"), "utf-8")
+    for i in range(40):  # enough new passages (none in the embedding cache) that embedding takes a while
+        text = (ROOT / "corpus" / SEED_DOCS[i % 5]).read_text("utf-8").replace("\n", f"（{i}）\n")
+        (corpus / f"extra{i}.txt").write_text(text, "utf-8")
     build = subprocess.Popen(
         [sys.executable, "-m", "indexer", "build", "--corpus", str(corpus), "--index", str(root), "--quiet"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

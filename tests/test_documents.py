@@ -3,7 +3,11 @@ from pathlib import Path
 
 import pytest
 
-from indexer.documents import CorpusReport, iter_documents
+from indexer import index_dir
+from indexer.build import build_index
+from indexer.store import StoreReader
+
+from conftest import process_corpus
 from text.decode import UndecodableError, decode_bytes
 
 TRADITIONAL = "微軟與OpenAI的協議結束了Azure長達六年的雲服務獨佔模式。輝達的GPU供不應求，數據中心的電力成為瓶頸。"
@@ -34,22 +38,24 @@ def test_corpus_walk_reads_what_it_can_and_reports_the_rest(tmp_path: Path):
     (tmp_path / "image.png").write_bytes(b"\x89PNG....")
     (tmp_path / "chrome.txt").write_text("加载中...\n关闭\n", "utf-8")
     (tmp_path / "dangling.txt").symlink_to(tmp_path / "missing.txt")
-    report = CorpusReport()
-    documents = {d.doc_id: d for d in iter_documents(tmp_path, report)}
+    documents, reasons = process_corpus(tmp_path)
     assert sorted(documents) == ["gb.txt", "page.html", "sub/big5.md"]
     assert documents["gb.txt"].original.endswith(SIMPLIFIED) and documents["gb.txt"].language == "zh-Hans"
     assert documents["sub/big5.md"].title == "標題" and documents["sub/big5.md"].language == "zh-Hant"
-    assert documents["page.html"].clean.text == "网页\n" + SIMPLIFIED
-    reasons = {s.path: s.reason for s in report.skipped}
+    assert documents["page.html"].clean_text == "网页\n" + SIMPLIFIED
     assert set(reasons) == {"empty.txt", "blob.txt", "image.png", "chrome.txt", "dangling.txt"}
     assert "empty" in reasons["empty.txt"] and "binary" in reasons["blob.txt"]
     assert "unsupported" in reasons["image.png"] and "no text" in reasons["chrome.txt"]
 
 
-def test_titles_and_manifest_overrides(tmp_path: Path):
-    (tmp_path / "a.txt").write_text("<!-- \ntitle: 头注标题\n -->\n\n正文。", "utf-8")
-    (tmp_path / "b.txt").write_text("第一行标题\n正文。", "utf-8")
-    (tmp_path / "manifest.json").write_text('{"b.txt": {"title": "清单标题", "url": "https://x", "date": "2025-01-01"}}')
-    documents = {d.doc_id: d for d in iter_documents(tmp_path, CorpusReport())}
-    assert documents["a.txt"].title == "头注标题"
-    assert (documents["b.txt"].title, documents["b.txt"].url, documents["b.txt"].date) == ("清单标题", "https://x", "2025-01-01")
+def test_titles_and_manifest_overrides(tmp_path: Path, embedder):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("<!-- \ntitle: 头注标题\n -->\n\n正文。", "utf-8")
+    (corpus / "b.txt").write_text("第一行标题\n正文。", "utf-8")
+    (corpus / "manifest.json").write_text('{"b.txt": {"title": "清单标题", "url": "https://x", "date": "2025-01-01"}}')
+    build = build_index(corpus, tmp_path / "index", embedder, progress=False).build
+    store = StoreReader(build / index_dir.STORE)
+    assert store.document("a.txt").title == "头注标题"
+    b = store.document("b.txt")
+    assert (b.title, b.url, b.date) == ("清单标题", "https://x", "2025-01-01")

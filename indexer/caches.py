@@ -1,0 +1,110 @@
+"""The build's two caches, in INDEX/cache/, so a rebuild only does the work of what changed:
+
+  documents.sqlite   a file's processed form (indexer/process.py) by sha256 of its bytes and the pipeline version
+  embeddings.sqlite  a passage's vector by sha256 of the encoder's identity, the prompt and the folded text
+
+Only the build holding the index lock writes them, and SQLite keeps them whole if that build is killed.
+Garbage collection by generation: a build stamps every entry it uses with its generation (one more than the
+last published build's); once it has published, entries used by neither it nor the previous build go.
+"""
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from indexer.process import ProcessedDocument
+
+CACHE_DIR = "cache"
+_IN_BATCH = 500  # keys per `IN (…)` query, well under SQLite's variable limit
+
+
+class _GenerationalCache:
+    def __init__(self, path: Path, table: str, value_column: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(
+            f"CREATE TABLE IF NOT EXISTS {table} (key BLOB PRIMARY KEY, {value_column} BLOB NOT NULL, "
+            "used INTEGER NOT NULL) WITHOUT ROWID"
+        )
+        self._db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+        self._table, self._value = table, value_column
+        row = self._db.execute("SELECT value FROM meta WHERE name = 'published'").fetchone()
+        self.generation = (row[0] if row else 0) + 1
+
+    def _get_many(self, keys: list[bytes]) -> dict[bytes, bytes]:
+        found: dict[bytes, bytes] = {}
+        for first in range(0, len(keys), _IN_BATCH):
+            batch = keys[first : first + _IN_BATCH]
+            marks = ",".join("?" * len(batch))
+            found.update(self._db.execute(
+                f"SELECT key, {self._value} FROM {self._table} WHERE key IN ({marks})", batch).fetchall())
+            self._db.execute(f"UPDATE {self._table} SET used = ? WHERE key IN ({marks})", [self.generation, *batch])
+        return found
+
+    def _put_many(self, items: Iterable[tuple[bytes, bytes]]) -> None:
+        self._db.executemany(
+            f"INSERT OR REPLACE INTO {self._table} VALUES (?, ?, ?)",
+            ((key, value, self.generation) for key, value in items),
+        )
+        self._db.commit()
+
+    def published(self) -> int:
+        """The build of this generation is live: drop what neither it nor the one before used. Returns the count."""
+        dropped = self._db.execute(f"DELETE FROM {self._table} WHERE used < ?", (self.generation - 1,)).rowcount
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('published', ?)", (self.generation,))
+        self._db.commit()
+        return dropped
+
+    def count(self) -> int:
+        return self._db.execute(f"SELECT count(*) FROM {self._table}").fetchone()[0]
+
+    def close(self) -> None:
+        self._db.commit()
+        self._db.close()
+
+
+class DocumentCache(_GenerationalCache):
+    def __init__(self, root: Path) -> None:
+        super().__init__(root / CACHE_DIR / "documents.sqlite", "documents", "processed")
+
+    @staticmethod
+    def key(sha256: str, pipeline: str) -> bytes:
+        return bytes.fromhex(sha256) + pipeline.encode()
+
+    def contains(self, key: bytes) -> bool:
+        return self._db.execute("SELECT 1 FROM documents WHERE key = ?", (key,)).fetchone() is not None
+
+    def get_raw(self, key: bytes) -> bytes | None:
+        """The stored value (a processed document, or what the build decided to keep instead), marked used."""
+        return self._get_many([key]).get(key)
+
+    def put_raw(self, key: bytes, value: bytes) -> None:
+        self._put_many([(key, value)])
+
+    def put(self, key: bytes, document: ProcessedDocument) -> None:
+        self.put_raw(key, document.to_bytes())
+
+    @staticmethod
+    def decode(value: bytes) -> ProcessedDocument:
+        return ProcessedDocument.from_bytes(value)
+
+
+class EmbeddingCache(_GenerationalCache):
+    def __init__(self, root: Path, encoder_identity: str, prompt: str = "passage") -> None:
+        super().__init__(root / CACHE_DIR / "embeddings.sqlite", "embeddings", "vector")
+        self._prefix = f"{encoder_identity}\0{prompt}\0".encode()
+
+    def key(self, folded: str) -> bytes:
+        return hashlib.sha256(self._prefix + folded.encode()).digest()
+
+    def get_many(self, keys: list[bytes]) -> dict[bytes, np.ndarray]:
+        return {key: np.frombuffer(value, dtype=np.float32) for key, value in self._get_many(keys).items()}
+
+    def put_many(self, keys: list[bytes], vectors: np.ndarray) -> None:
+        self._put_many((key, np.ascontiguousarray(vector, dtype=np.float32).tobytes()) for key, vector in zip(keys, vectors))

@@ -1,0 +1,134 @@
+"""Process files in child processes, each under a time limit, so that no file can hang or crash a build.
+
+PDF and Word parsing runs C code (PDFium, libxml2) and OCR runs Tesseract on files from anywhere: a file
+that overruns its time is skipped with that reason and its worker killed and replaced, and a worker that
+dies (a crash inside a library) costs only its file. Workers are spawned, not forked: the parent may hold
+torch's threads, which a fork does not survive. Results come back as they finish, not in submission order.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+
+from extract import ExtractionError
+from indexer.process import ProcessedDocument, Settings, process
+
+DEFAULT_TIMEOUT = 300.0
+TIMEOUT_VARIABLE = "QA_FILE_TIMEOUT"
+
+
+@dataclass(frozen=True)
+class Task:
+    doc_id: str
+    data: bytes
+    format: str
+
+
+def file_timeout(seconds: float | None = None) -> float:
+    value = seconds if seconds is not None else float(os.environ.get(TIMEOUT_VARIABLE) or DEFAULT_TIMEOUT)
+    if value <= 0:
+        raise ValueError(f"the per-file time limit must be a positive number of seconds, not {value}")
+    return value
+
+
+def _serve(conn: Connection, settings: Settings) -> None:
+    """A worker: process each (data, format) it receives; answer ("ok", bytes) or ("skip", reason)."""
+    while True:
+        try:
+            data, format = conn.recv()
+        except EOFError:
+            return
+        try:
+            conn.send(("ok", process(data, format, settings).to_bytes()))
+        except ExtractionError as error:
+            conn.send(("skip", str(error)))
+        except Exception as error:  # a library failing on a malformed file: skip it, keep the worker
+            conn.send(("skip", f"could not be read: {type(error).__name__}: {error}"))
+
+
+class _Worker:
+    def __init__(self, context: multiprocessing.context.BaseContext, settings: Settings) -> None:
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=_serve, args=(child, settings), daemon=True)
+        self.process.start()
+        child.close()
+        self.task: Task | None = None
+        self.deadline = 0.0
+
+    def start(self, task: Task, timeout: float) -> None:
+        self.task, self.deadline = task, time.monotonic() + timeout
+        self.conn.send((task.data, task.format))
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.join()
+        self.conn.close()
+
+
+class DocumentWorkers:
+    def __init__(self, settings: Settings, processes: int = 2, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self._context = multiprocessing.get_context("spawn")
+        self._settings, self._timeout = settings, timeout
+        self._workers = [_Worker(self._context, settings) for _ in range(max(1, processes))]
+
+    def run(self, tasks: Iterable[Task]) -> Iterator[tuple[Task, ProcessedDocument | str]]:
+        """(task, processed document) or (task, reason it was skipped), as each file finishes."""
+        pending = iter(tasks)
+        busy: list[_Worker] = []
+        idle = list(self._workers)
+        exhausted = False
+        while busy or not exhausted:
+            while idle and not exhausted:
+                task = next(pending, None)
+                if task is None:
+                    exhausted = True
+                    break
+                worker = idle.pop()
+                worker.start(task, self._timeout)
+                busy.append(worker)
+            if not busy:
+                break
+            ready = wait([w.conn for w in busy], timeout=max(0.0, min(w.deadline for w in busy) - time.monotonic()))
+            for worker in list(busy):
+                result = self._collect(worker, ready)
+                if result is not None:
+                    busy.remove(worker)
+                    idle.append(self._replace_if_dead(worker))
+                    yield result
+
+    def _collect(self, worker: _Worker, ready: list) -> tuple[Task, ProcessedDocument | str] | None:
+        task = worker.task
+        assert task is not None
+        if worker.conn in ready:
+            try:
+                status, payload = worker.conn.recv()
+            except (EOFError, OSError):
+                worker.process.join()
+                return task, f"the extractor crashed on this file (exit code {worker.process.exitcode})"
+            return task, ProcessedDocument.from_bytes(payload) if status == "ok" else payload
+        if time.monotonic() >= worker.deadline:
+            worker.kill()
+            return task, f"took longer than the per-file limit of {self._timeout:g} s ({TIMEOUT_VARIABLE})"
+        return None
+
+    def _replace_if_dead(self, worker: _Worker) -> _Worker:
+        if worker.process.is_alive():
+            return worker
+        worker.conn.close()
+        replacement = _Worker(self._context, self._settings)
+        self._workers[self._workers.index(worker)] = replacement
+        return replacement
+
+    def close(self) -> None:
+        for worker in self._workers:
+            worker.kill()
+
+    def __enter__(self) -> DocumentWorkers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
