@@ -16,7 +16,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from flask import Flask  # noqa: E402
 
-from service import errors, openapi, security, web  # noqa: E402
+from service import errors, library, openapi, security, web  # noqa: E402
 from service.api import DocIdConverter, bp  # noqa: E402
 from service.state import RetrieverState  # noqa: E402
 
@@ -39,6 +39,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.url_map.converters["doc_id"] = DocIdConverter  # before the blueprint: its rules use it
     app.register_blueprint(bp)
     app.register_blueprint(web.bp)  # the page at / and /documents/<doc_id>
+    library.register(app)  # list, upload and delete documents (QA_CORPUS, QA_ADMIN_KEY), jobs
     state = RetrieverState()
     if app.config["LOAD_INDEX"]:
         state.load(Path(app.config["QA_INDEX"]), app.config["QA_MODEL"])

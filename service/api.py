@@ -10,9 +10,10 @@ from typing import Any
 from flask import Blueprint, current_app, request
 from werkzeug.routing import BaseConverter
 
+from indexer.store import StoredDocument
 from service import openapi
 from service.errors import ApiError
-from service.retrieval import Answer, Hit, Retriever
+from service.retrieval import Answer, Hit, Retriever, Scope
 from service.state import RetrieverState
 
 bp = Blueprint("api", __name__)
@@ -38,7 +39,7 @@ def healthz() -> dict:
 
 @bp.get("/readyz")
 def readyz() -> dict:
-    retriever = _retriever()
+    retriever = current_retriever()
     return {"status": "ready", "index": retriever.build_id, "passages": retriever.passage_count}
 
 
@@ -53,7 +54,7 @@ def ask_json() -> dict:
     top_k = body.get("top_k", openapi.DEFAULT_TOP_K)
     if type(top_k) is not int:  # bool is an int subclass; floats and strings are refused too
         raise _top_k_error()
-    return _ask(body.get("question"), top_k)
+    return _ask(body.get("question"), top_k, check_scope(body.get("folder"), body.get("language")))
 
 
 @bp.get("/api/ask")
@@ -61,33 +62,43 @@ def ask_query() -> dict:
     raw = request.args.get("top_k")
     if raw is not None and not _BASE10.fullmatch(raw):
         raise _top_k_error()
-    return _ask(request.args.get("q"), openapi.DEFAULT_TOP_K if raw is None else int(raw))
+    scope = check_scope(request.args.get("folder"), request.args.get("language"))
+    return _ask(request.args.get("q"), openapi.DEFAULT_TOP_K if raw is None else int(raw), scope)
 
 
 @bp.get("/api/documents/<doc_id:doc_id>", merge_slashes=False)
 def document(doc_id: str) -> dict:
-    _check_doc_id(doc_id)
-    stored = _retriever().document(doc_id)
+    check_doc_id(doc_id)
+    stored = current_retriever().document(doc_id)
     if stored is None:
         raise ApiError(404, "not_found", f"no document {doc_id!r} in the index")
     return {
         "doc_id": stored.doc_id, "title": stored.title, "language": stored.language, "url": stored.url,
-        "date": stored.date, "sha256": stored.sha256, "original_length": stored.original_length,
-        "text": stored.clean_text,
+        "date": stored.date, "sha256": stored.sha256, "format": stored.format, "passages": stored.passage_count,
+        "original_length": stored.original_length, "text": stored.clean_text, "pages": _pages(stored),
+        "extracted_text": stored.extracted_text,
     }
 
 
-def _ask(question: Any, top_k: int) -> dict:
+def _pages(stored: StoredDocument) -> list[dict] | None:
+    """Each page's [start, end) in `text` (the cleaned text the document view shows), or None: no pages."""
+    if not stored.page_starts:
+        return None
+    ends = [*stored.page_starts[1:], len(stored.clean_text)]
+    return [{"page": n, "start": start, "end": end} for n, (start, end) in enumerate(zip(stored.page_starts, ends), 1)]
+
+
+def _ask(question: Any, top_k: int, scope: Scope) -> dict:
     question = check_question(question)
     if not 1 <= top_k <= _max_top_k():
         raise _top_k_error()
-    return answer_json(_retriever(), question, top_k)
+    return answer_json(current_retriever(), question, top_k, scope)
 
 
-def answer_json(retriever: Retriever, question: str, top_k: int) -> dict:
+def answer_json(retriever: Retriever, question: str, top_k: int, scope: Scope = Scope()) -> dict:
     """The /api/ask answer to a checked question, timed; `python -m service.cli ask --json` prints the same."""
     started = time.perf_counter()
-    answer = retriever.ask(question, top_k)
+    answer = retriever.ask(question, top_k, scope=scope)
     took_ms = round((time.perf_counter() - started) * 1000, 1)
     return _answer_json(answer, took_ms)
 
@@ -106,7 +117,7 @@ def _passage_json(hit: Hit) -> dict:
         "rank": hit.rank, "doc_id": hit.doc_id, "title": hit.title, "text": hit.text,
         "start": hit.start, "end": hit.end, "score": hit.score,
         "highlight": None if hit.highlight is None else {"start": hit.highlight[0], "end": hit.highlight[1]},
-        "language": hit.language,
+        "language": hit.language, "page": hit.page, "page_end": hit.page_end,
     }
 
 
@@ -142,13 +153,29 @@ def _is_control(character: str) -> bool:
     return unicodedata.category(character) in ("Cc", "Cs") and character not in _ALLOWED_CONTROLS
 
 
-def _check_doc_id(doc_id: str) -> None:
+def check_doc_id(doc_id: str) -> None:
     """Ids are corpus-relative paths; they are only looked up in the store, but never accept a path escape."""
-    if doc_id.startswith("/") or "\\" in doc_id or "\0" in doc_id or {".", ".."} & set(doc_id.split("/")):
+    if not is_relative_path(doc_id):
         raise ApiError(
             400, "invalid_doc_id",
             "doc_id must be a corpus-relative path: no leading '/', no '.' or '..' segments, no '\\' or NUL",
         )
+
+
+def is_relative_path(path: str) -> bool:
+    """A corpus-relative path that cannot escape the corpus: no leading '/', '.' or '..' segment, '\\' or NUL."""
+    return not (path.startswith("/") or "\\" in path or "\0" in path or {".", ".."} & set(path.split("/"))
+                or any(_is_control(c) for c in path))
+
+
+def check_scope(folder: Any, language: Any) -> Scope:
+    """The optional `folder` (a corpus sub-folder) and `language` filters of /api/ask."""
+    if folder is not None and (not isinstance(folder, str) or not folder.strip("/") or not is_relative_path(folder.strip("/"))):
+        raise ApiError(400, "invalid_folder", "folder must be a corpus sub-folder such as 'reports/2024' "
+                                              "(no '.' or '..' segments, '\\' or NUL)")
+    if language is not None and language not in openapi.LANGUAGES:
+        raise ApiError(400, "invalid_language", f"language must be one of {', '.join(openapi.LANGUAGES)}")
+    return Scope(folder.strip("/") if folder else None, language)
 
 
 def _top_k_error() -> ApiError:
@@ -159,7 +186,7 @@ def _max_top_k() -> int:
     return current_app.config["QA_MAX_TOP_K"]
 
 
-def _retriever() -> Retriever:
+def current_retriever() -> Retriever:
     state: RetrieverState = current_app.extensions["qa_state"]
     snapshot = state.current
     if snapshot.retriever is None:

@@ -79,13 +79,13 @@ def format_answer(body: dict, columns: int = 100, color: bool = False) -> str:
     if not passages:
         return "\n".join([*lines, "no passage answers this question"])
     doc_width = max(len("doc_id"), *(width(p["doc_id"]) for p in passages))
-    span_width = max(len("start–end"), *(len(f"{p['start']}–{p['end']}") for p in passages))
+    span_width = max(len("start–end"), *(len(cited_span(p)) for p in passages))
     header = f"{'#':>3}  {'score':>6}  {pad('doc_id', doc_width)}  {'start–end':>{span_width}}  title"
     lines.append(header)
     title_columns = max(20, columns - width(header) + len("title"))
     passage_columns = max(30, columns - len(INDENT))
     for passage in passages:
-        span = f"{passage['start']}–{passage['end']}"
+        span = cited_span(passage)
         lines.append(f"{passage['rank']:>3}  {passage['score']:>6.3f}  {pad(passage['doc_id'], doc_width)}  "
                      f"{span:>{span_width}}  {trim(passage['title'], title_columns)}")
         before, marked, after = excerpt(passage["text"], passage["highlight"])
@@ -95,6 +95,15 @@ def format_answer(body: dict, columns: int = 100, color: bool = False) -> str:
             lines.append(INDENT + line)
         lines.append("")
     return "\n".join(lines).rstrip("\n")
+
+
+def cited_span(passage: dict) -> str:
+    """Offsets, and for a paginated document the page: "142–374", "1200–1410 p. 3", "1200–1620 pp. 3–4"."""
+    span = f"{passage['start']}–{passage['end']}"
+    if passage.get("page") is None:
+        return span
+    pages = f"pp. {passage['page']}–{passage['page_end']}" if passage.get("page_end") else f"p. {passage['page']}"
+    return f"{span} {pages}"
 
 
 def excerpt(text: str, highlight: dict | None, columns: int = PASSAGE_COLUMNS) -> tuple[str, str, str]:

@@ -1,14 +1,21 @@
 """The HTTP contract as an OpenAPI 3.1 document, and the request limits it states (api.py enforces them)."""
 from __future__ import annotations
 
+from service.openapi_library import library_doc_paths, library_paths, library_schemas
+from service.openapi_parts import closed_object, error_response, html_response, json_response, ref
+
 QUESTION_MAX_CHARS = 1000
 DEFAULT_TOP_K = 5
 MAX_BODY_BYTES = 64 * 1024
 
+LANGUAGES = ("zh-Hans", "zh-Hant", "en", "mixed")
 ERROR_CODES = [
     "invalid_json", "invalid_question", "question_too_long", "invalid_top_k", "invalid_doc_id",
-    "unsupported_media_type", "payload_too_large", "not_found", "method_not_allowed",
-    "index_unavailable", "internal_error", "unauthorized",
+    "invalid_folder", "invalid_language", "unsupported_media_type", "payload_too_large", "not_found",
+    "method_not_allowed", "index_unavailable", "internal_error", "unauthorized",
+    # writing documents (service/library.py)
+    "writes_disabled", "no_files", "too_many_files", "duplicate_names", "empty_file", "unsupported_file_type",
+    "file_type_mismatch", "already_exists", "invalid_offset", "invalid_limit",
 ]
 # what the API key (service/security.py) leaves open
 OPEN_PATHS = ("/healthz", "/readyz")
@@ -16,31 +23,6 @@ SECURITY_SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer", "description": "the key of QA_API_KEY"},
     "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "the key of QA_API_KEY"},
 }
-
-
-def _ref(name: str) -> dict:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _json(schema: dict, description: str) -> dict:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _html(description: str) -> dict:
-    return {"description": description, "content": {"text/html": {"schema": {"type": "string"}}}}
-
-
-def _error(description: str) -> dict:
-    return _json(_ref("Error"), description)
-
-
-def _object(properties: dict, optional: tuple[str, ...] = ()) -> dict:
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": [name for name in properties if name not in optional],
-        "additionalProperties": False,
-    }
 
 
 def _schemas(max_top_k: int) -> dict:
@@ -53,82 +35,103 @@ def _schemas(max_top_k: int) -> dict:
                            "control characters except tab, line feed and carriage return",
         },
         "TopK": {"type": "integer", "minimum": 1, "maximum": max_top_k, "default": DEFAULT_TOP_K},
+        "Folder": {"type": "string", "description": "only passages of documents under this corpus sub-folder"},
+        "Language": {"type": "string", "enum": list(LANGUAGES),
+                     "description": "only passages of documents in this language and script"},
         "AskRequest": {
             "type": "object",
-            "properties": {"question": _ref("Question"), "top_k": _ref("TopK")},
+            "properties": {"question": ref("Question"), "top_k": ref("TopK"), "folder": ref("Folder"),
+                           "language": ref("Language")},
             "required": ["question"],
         },
         "Highlight": {
-            **_object({"start": offset, "end": offset}),
+            **closed_object({"start": offset, "end": offset}),
             "description": "the sentence of `text` that best matches the question, as text[start:end]",
         },
-        "Passage": _object({
+        "Passage": closed_object({
             "rank": {"type": "integer", "minimum": 1},
             "doc_id": string,
             "title": string,
             "text": string,
-            "start": {**offset, "description": "offset of the passage in the original document"},
-            "end": {**offset, "description": "end offset (exclusive) in the original document"},
+            "start": {**offset, "description": "offset of the passage in the decoded file (text, web page) or in "
+                                               "the document's extracted_text (PDF, Word)"},
+            "end": {**offset, "description": "end offset (exclusive), likewise"},
             "score": {"type": "number"},
-            "highlight": {"oneOf": [_ref("Highlight"), {"type": "null"}]},
-            "language": {"type": "string", "enum": ["zh-Hans", "zh-Hant", "en", "mixed"],
+            "highlight": {"oneOf": [ref("Highlight"), {"type": "null"}]},
+            "language": {"type": "string", "enum": list(LANGUAGES),
                          "description": "language and script of the cited document"},
+            "page": {"type": ["integer", "null"], "minimum": 1,
+                     "description": "paginated documents (PDF): the 1-based page the passage starts on; else null"},
+            "page_end": {"type": ["integer", "null"], "minimum": 2,
+                         "description": "the page the passage ends on when later than `page`; else null"},
         }),
-        "AskResponse": _object({
+        "AskResponse": closed_object({
             "question": string,
             "query_language": {"type": "string", "enum": ["zh-Hans", "zh-Hant", "en", "mixed"]},
-            "passages": {"type": "array", "items": _ref("Passage"), "maxItems": max_top_k},
+            "passages": {"type": "array", "items": ref("Passage"), "maxItems": max_top_k},
             "took_ms": {"type": "number", "minimum": 0},
         }),
-        "Document": _object({
+        "Document": closed_object({
             "doc_id": string,
             "title": string,
             "language": string,
             "url": nullable_string,
             "date": nullable_string,
             "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            "format": {"type": "string", "enum": ["text", "markdown", "html", "pdf", "docx"]},
+            "passages": {**integer, "minimum": 0},
             "original_length": {**integer, "minimum": 0},
             "text": {**string, "description": "the full cleaned text"},
+            "pages": {"oneOf": [{"type": "array", "items": closed_object({
+                "page": {**integer, "minimum": 1}, "start": offset, "end": offset})}, {"type": "null"}],
+                "description": "each page's [start, end) in `text`; null when the document has no pages"},
+            "extracted_text": {**nullable_string, "description": "PDF and Word: the extracted text that passages' "
+                               "start/end point into; null for files whose own text is cited"},
         }),
-        "Health": _object({"status": {"type": "string", "enum": ["ok"]}}),
-        "Ready": _object({
+        "Health": closed_object({"status": {"type": "string", "enum": ["ok"]}}),
+        "Ready": closed_object({
             "status": {"type": "string", "enum": ["ready"]},
             "index": {**string, "description": "the build id of the index in use"},
             "passages": {**integer, "minimum": 0},
         }),
-        "Error": _object({
-            "error": _object({"code": {"type": "string", "enum": ERROR_CODES}, "message": string}),
+        "Error": closed_object({
+            "error": closed_object({"code": {"type": "string", "enum": ERROR_CODES}, "message": string}),
         }),
     }
 
 
 def _paths() -> dict:
-    bad_request = _error("invalid_question, question_too_long or invalid_top_k (invalid_json for POST)")
-    unavailable = _error("index_unavailable: no usable index is loaded; the message says why")
-    answer = _json(_ref("AskResponse"), "the best passages, best first")
+    bad_request = error_response("invalid_question, question_too_long, invalid_top_k, invalid_folder or invalid_language "
+                         "(invalid_json for POST)")
+    unavailable = error_response("index_unavailable: no usable index is loaded; the message says why")
+    answer = json_response(ref("AskResponse"), "the best passages, best first")
     return {
         "/api/ask": {
             "get": {
                 "summary": "Ask a question (query string)",
                 "parameters": [
-                    {"name": "q", "in": "query", "required": True, "schema": _ref("Question")},
-                    {"name": "top_k", "in": "query", "required": False, "schema": _ref("TopK"),
+                    {"name": "q", "in": "query", "required": True, "schema": ref("Question")},
+                    {"name": "top_k", "in": "query", "required": False, "schema": ref("TopK"),
                      "description": "a base-10 integer"},
+                    {"name": "folder", "in": "query", "required": False, "schema": ref("Folder")},
+                    {"name": "language", "in": "query", "required": False, "schema": ref("Language")},
                 ],
                 "responses": {"200": answer, "400": bad_request, "503": unavailable},
             },
             "post": {
                 "summary": "Ask a question (JSON body)",
-                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("AskRequest")}}},
+                "requestBody": {"required": True, "content": {"application/json": {"schema": ref("AskRequest")}}},
                 "responses": {
                     "200": answer, "400": bad_request,
-                    "413": _error(f"payload_too_large: the body is over {MAX_BODY_BYTES} bytes"),
-                    "415": _error("unsupported_media_type: the body is not sent as application/json"),
+                    "413": error_response(f"payload_too_large: the body is over {MAX_BODY_BYTES} bytes"),
+                    "415": error_response("unsupported_media_type: the body is not sent as application/json"),
                     "503": unavailable,
                 },
             },
         },
+        **library_paths(unavailable),
         "/api/documents/{doc_id}": {
+            **library_doc_paths(),
             "get": {
                 "summary": "One indexed document with its full cleaned text",
                 "parameters": [{
@@ -137,30 +140,35 @@ def _paths() -> dict:
                                    "(e.g. sub/dir/a.txt); no '.' or '..' segments, leading '/', '\\' or NUL",
                 }],
                 "responses": {
-                    "200": _json(_ref("Document"), "the document"),
-                    "400": _error("invalid_doc_id"),
-                    "404": _error("not_found: no such document in the index"),
+                    "200": json_response(ref("Document"), "the document"),
+                    "400": error_response("invalid_doc_id"),
+                    "404": error_response("not_found: no such document in the index"),
                     "503": unavailable,
                 },
             },
         },
         "/healthz": {"get": {
             "summary": "Liveness: the process answers",
-            "responses": {"200": _json(_ref("Health"), "always, while the process is up")},
+            "responses": {"200": json_response(ref("Health"), "always, while the process is up")},
         }},
         "/readyz": {"get": {
             "summary": "Readiness: an index is loaded",
-            "responses": {"200": _json(_ref("Ready"), "ready to answer"), "503": unavailable},
+            "responses": {"200": json_response(ref("Ready"), "ready to answer"), "503": unavailable},
         }},
         "/api/openapi.json": {"get": {
             "summary": "This document",
-            "responses": {"200": _json({"type": "object"}, "the OpenAPI document")},
+            "responses": {"200": json_response({"type": "object"}, "the OpenAPI document")},
         }},
         "/": {"get": {
             "summary": "The web page for people: ask, read cited passages, switch 原文/简体/繁體 (uses /api/ask)",
             "parameters": [{"name": "q", "in": "query", "required": False, "schema": {"type": "string"},
                             "description": "a question to ask as the page opens"}],
-            "responses": {"200": _html("the page")},
+            "responses": {"200": html_response("the page")},
+        }},
+        "/library": {"get": {
+            "summary": "The document library for people: list, upload (drag and drop), delete, follow jobs "
+                       "(uses /api/documents and /api/jobs; writing needs the admin key)",
+            "responses": {"200": html_response("the page")},
         }},
         "/documents/{doc_id}": {"get": {
             "summary": "One document as a page to read (the data of /api/documents/{doc_id}); a result links here "
@@ -172,10 +180,10 @@ def _paths() -> dict:
                  "description": "the question, for the link back to the results"},
             ],
             "responses": {
-                "200": _html("the document"),
-                "400": _html("invalid_doc_id, as a page"),
-                "404": _html("not_found, as a page"),
-                "503": _html("index_unavailable, as a page"),
+                "200": html_response("the document"),
+                "400": html_response("invalid_doc_id, as a page"),
+                "404": html_response("not_found, as a page"),
+                "503": html_response("index_unavailable, as a page"),
             },
         }},
     }
@@ -183,7 +191,7 @@ def _paths() -> dict:
 
 def _guarded(paths: dict) -> dict:
     """With a key, every operation but the health checks needs it and may answer 401."""
-    unauthorized = _error("unauthorized: the API key is missing or wrong (the service has QA_API_KEY set)")
+    unauthorized = error_response("unauthorized: the API key is missing or wrong (the service has QA_API_KEY set)")
     for path, operations in paths.items():
         for operation in operations.values():
             if path in OPEN_PATHS:
@@ -205,7 +213,7 @@ def document(max_top_k: int, api_key: bool = False) -> dict:
                            "404 not_found, wrong methods 405 method_not_allowed, failures 500 internal_error.",
         },
         "paths": _paths(),
-        "components": {"schemas": _schemas(max_top_k)},
+        "components": {"schemas": {**_schemas(max_top_k), **library_schemas()}},
     }
     if api_key:
         spec["paths"] = _guarded(spec["paths"])

@@ -55,6 +55,15 @@ class Hit:
     score: float
     highlight: tuple[int, int] | None
     language: str  # the script/language of the cited document: zh-Hans, zh-Hant, en or mixed
+    page: int | None = None  # paginated documents: the page the passage starts on
+    page_end: int | None = None  # and the page it ends on, when later
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which passages a question may cite: a corpus sub-folder, a document language; None: any."""
+    folder: str | None = None
+    language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -106,14 +115,18 @@ class Retriever:
         for question in WARM_UP_QUESTIONS:
             self.ask(question, 1)
 
-    def ask(self, question: str, top_k: int, mode: Mode = "hybrid", vector: np.ndarray | None = None) -> Answer:
-        """`vector`: the question's embedding if already computed (evals encode questions in batches)."""
+    def ask(self, question: str, top_k: int, mode: Mode = "hybrid", vector: np.ndarray | None = None,
+            scope: Scope = Scope()) -> Answer:
+        """`vector`: the question's embedding if already computed (evals encode questions in batches).
+        `scope` filters both signals before their top candidates are taken, not the answer afterwards."""
         folded = fold_script(question)  # once: OpenCC is pure Python
         # encode first: the less Python runs before it, the more concurrent questions share a batch
-        dense = self._dense_scores(self._batcher.embed(folded) if vector is None else vector)
+        embedded = self._batcher.embed(folded) if vector is None else vector
+        allowed = self.index.store.passage_mask(scope.folder, scope.language)
+        dense = self._dense_scores(embedded, allowed)
         language = detect_language(question)
         query_tokens = keyword_tokens(folded.casefold())
-        keyword = self._keyword_scores(query_tokens)
+        keyword = self._keyword_scores(query_tokens, allowed)
         ranked = self._rank(dense, keyword, language, mode)
         spans = self._cited_spans(ranked, top_k)
         question_words = set(query_tokens)
@@ -131,12 +144,14 @@ class Retriever:
                 return spans
         raise AssertionError("unreachable: the last pass reads the whole ranking")
 
-    def _dense_scores(self, vector: np.ndarray) -> dict[int, float]:
-        scores, ids = search(self.index.vectors, vector[None, :], CANDIDATES)
+    def _dense_scores(self, vector: np.ndarray, allowed: np.ndarray | None = None) -> dict[int, float]:
+        scores, ids = search(self.index.vectors, vector[None, :], CANDIDATES, allowed)
         return {int(pid): float(score) for pid, score in zip(ids[0], scores[0]) if pid >= 0}
 
-    def _keyword_scores(self, query_tokens: list[str]) -> dict[int, float]:
+    def _keyword_scores(self, query_tokens: list[str], allowed: np.ndarray | None = None) -> dict[int, float]:
         scores = keyword_scores(self.index.keywords, query_tokens)
+        if allowed is not None:
+            scores = np.where(allowed, scores, 0.0)
         count = min(CANDIDATES, int(np.count_nonzero(scores)))
         top = np.argpartition(-scores, count - 1)[:count] if count else []
         return {int(pid): float(scores[pid]) for pid in top}
@@ -168,6 +183,8 @@ class Retriever:
             score=round(float(score), 4),
             highlight=best_sentence(passage.text, passage.folded, query_tokens),
             language=passage.language,
+            page=passage.page,
+            page_end=passage.page_end,
         )
 
 
@@ -202,11 +219,17 @@ def _union(a: StoredPassage, b: StoredPassage) -> StoredPassage:
     def joined(head: str, tail: str) -> str:  # two overlapping slices of one cleaned text, as one
         return head + tail[first.clean_end - second.clean_start :] if second.clean_end > first.clean_end else head
 
+    last = a if a.clean_end >= b.clean_end else b
     return StoredPassage(
         id=a.id, doc_id=a.doc_id, title=a.title, start=min(a.start, b.start), end=max(a.end, b.end),
         clean_start=first.clean_start, clean_end=max(a.clean_end, b.clean_end),
         text=joined(first.text, second.text), folded=joined(first.folded, second.folded), language=a.language,
+        page=first.page, page_end=_page_end(first.page, last.page_end or last.page),
     )
+
+
+def _page_end(page: int | None, last_page: int | None) -> int | None:
+    return last_page if page is not None and last_page is not None and last_page > page else None
 
 
 def best_sentence(text: str, folded: str, query_tokens: set[str]) -> tuple[int, int] | None:

@@ -14,8 +14,8 @@ from flask import Flask, Response, current_app, jsonify, request
 from service.errors import error_body
 from service.openapi import OPEN_PATHS
 
-CORS_METHODS = "GET, POST"
-CORS_HEADERS = "Content-Type, Authorization, X-API-Key"
+CORS_METHODS = "GET, POST, DELETE"
+CORS_HEADERS = "Content-Type, Authorization, X-API-Key, X-Admin-Key"
 PREFLIGHT_MAX_AGE = "600"
 
 
@@ -31,7 +31,8 @@ def _preflight_or_authorize() -> Response | tuple[Response, int, dict] | None:
     if request.method == "OPTIONS":  # preflights carry no credentials; Flask answers other OPTIONS with Allow
         return _preflight() if _is_preflight() else None
     key = current_app.config["QA_API_KEY"]
-    if not key or _is_open(request.path) or _carries(key):
+    admin_key = current_app.config.get("QA_ADMIN_KEY")  # the admin key reads too
+    if not key or _is_open(request.path) or _carries(key) or (admin_key and _carries(admin_key)):
         return None
     body = error_body("unauthorized", "send the API key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
     return jsonify(body), 401, {"WWW-Authenticate": 'Bearer realm="api"'}
@@ -43,7 +44,7 @@ def _is_open(path: str) -> bool:
 
 def _carries(key: str) -> bool:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    offered = [request.headers.get("X-API-Key", "")]
+    offered = [request.headers.get("X-API-Key", ""), request.headers.get("X-Admin-Key", "")]
     if scheme.lower() == "bearer":
         offered.append(token.strip())
     # WSGI hands header bytes over as latin-1 text; a client sends a non-ASCII key as UTF-8

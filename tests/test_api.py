@@ -41,7 +41,9 @@ def test_traditional_chinese_question_gets_structured_passages(client: FlaskClie
     assert 1 <= len(passages) <= 5
     assert [p["rank"] for p in passages] == list(range(1, len(passages) + 1))
     for passage in passages:
-        assert list(passage) == ["rank", "doc_id", "title", "text", "start", "end", "score", "highlight", "language"]
+        assert list(passage) == ["rank", "doc_id", "title", "text", "start", "end", "score", "highlight", "language",
+                                 "page", "page_end"]
+        assert passage["page"] is None and passage["page_end"] is None  # text files have no pages
         assert passage["text"] and 0 <= passage["start"] < passage["end"]
         assert passage["language"] in ("zh-Hans", "zh-Hant", "en", "mixed")
         if passage["highlight"] is not None:
@@ -77,7 +79,9 @@ def test_document_of_a_passage(client: FlaskClient) -> None:
     response = client.get(f"/api/documents/{passage['doc_id']}")
     assert response.status_code == 200
     document = response.json
-    assert list(document) == ["doc_id", "title", "language", "url", "date", "sha256", "original_length", "text"]
+    assert list(document) == ["doc_id", "title", "language", "url", "date", "sha256", "format", "passages",
+                              "original_length", "text", "pages", "extracted_text"]
+    assert document["format"] == "text" and document["pages"] is None and document["extracted_text"] is None
     assert document["doc_id"] == passage["doc_id"] and document["title"] == passage["title"]
     assert document["text"] and passage["end"] <= document["original_length"]
     assert re.fullmatch(r"[0-9a-f]{64}", document["sha256"])
@@ -149,7 +153,14 @@ BAD_REQUESTS = [  # (method, path, keyword arguments for the test client, status
     ("get", "/api", {}, 404, "not_found"),
     ("get", "/api/documents/", {}, 404, "not_found"),
     ("put", "/api/ask", {"json": {"question": "hi"}}, 405, "method_not_allowed"),
-    ("delete", "/api/documents/a.txt", {}, 405, "method_not_allowed"),
+    ("delete", "/api/documents/a.txt", {}, 403, "writes_disabled"),  # no QA_ADMIN_KEY: writing is off
+    ("post", "/api/documents", {}, 403, "writes_disabled"),
+    ("put", "/api/documents/a.txt", {}, 405, "method_not_allowed"),
+    ("post", "/api/ask", {"json": {"question": "hi", "language": "fr"}}, 400, "invalid_language"),
+    ("post", "/api/ask", {"json": {"question": "hi", "folder": "../x"}}, 400, "invalid_folder"),
+    ("get", "/api/ask?q=hi&folder=a/../b", {}, 400, "invalid_folder"),
+    ("get", "/api/jobs/nope", {}, 404, "not_found"),
+    ("get", "/api/documents?limit=0", {}, 400, "invalid_limit"),
     ("post", "/healthz", {}, 405, "method_not_allowed"),
     ("post", "/readyz", {}, 405, "method_not_allowed"),
     ("post", "/api/ask", {"data": '{"question": "hi"}'}, 415, "unsupported_media_type"),

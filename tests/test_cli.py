@@ -87,3 +87,11 @@ def test_wrap_counts_wide_characters_and_keeps_latin_words_whole() -> None:
     lines = wrap("為Anthropic提供云算力 and English words " * 3, 24)
     assert all(width(line) <= 24 for line in lines)
     assert not any(line.endswith(("Anthr", "Eng")) for line in lines)
+
+
+def test_pdf_passages_show_their_pages() -> None:
+    pdf = {**ANSWER["passages"][0], "doc_id": "r.pdf", "page": 3, "page_end": None}
+    spread = {**ANSWER["passages"][1], "doc_id": "s.pdf", "page": 3, "page_end": 4}
+    lines = format_answer({**ANSWER, "passages": [pdf, spread]}, columns=100).splitlines()
+    assert lines[3].split()[2:5] == ["r.pdf", "5–300", "p."] and " p. 3 " in lines[3]
+    assert any("pp. 3–4" in line and "s.pdf" in line for line in lines)

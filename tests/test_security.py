@@ -77,8 +77,8 @@ def test_an_allowed_origin_gets_cors_headers_and_a_preflight_answer(origins: str
     })
     assert preflight.status_code == 204
     assert preflight.headers["Access-Control-Allow-Origin"] == expected
-    assert preflight.headers["Access-Control-Allow-Methods"] == "GET, POST"
-    assert preflight.headers["Access-Control-Allow-Headers"] == "Content-Type, Authorization, X-API-Key"
+    assert preflight.headers["Access-Control-Allow-Methods"] == "GET, POST, DELETE"
+    assert preflight.headers["Access-Control-Allow-Headers"] == "Content-Type, Authorization, X-API-Key, X-Admin-Key"
 
 
 def test_a_preflight_needs_no_key(seed_index: Path) -> None:
