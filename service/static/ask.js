@@ -1,7 +1,8 @@
 /* The question page: ask /api/ask, show the passages as cards.
  *
  * All text from the service goes into the page with textContent (never as HTML). The question is kept in
- * the address (?q=), so reloading, going back from a document or sharing the link shows the same answer.
+ * the address (?q=, with the filters ?folder= and ?language=), so reloading, going back from a document or
+ * sharing the link shows the same answer. A passage of a PDF shows the page(s) it is on ("p. 3", "pp. 3–4").
  */
 (function () {
   "use strict";
@@ -9,6 +10,9 @@
   var LANGUAGES = { "zh-Hans": "简体中文", "zh-Hant": "繁體中文", "en": "English", "mixed": "中英混合 mixed", "zh": "中文" };
   var form = document.getElementById("ask-form");
   var input = document.getElementById("question");
+  var folderInput = document.getElementById("folder");
+  var languageSelect = document.getElementById("language");
+  var folderList = document.getElementById("folder-list");
   var statusLine = document.getElementById("status");
   var results = document.getElementById("results");
   var template = document.getElementById("card-template");
@@ -33,12 +37,32 @@
     statusLine.replaceChildren.apply(statusLine, parts);
   }
 
-  function documentUrl(passage, question) {
+  /* The filters as sent: {folder, language}, without the empty ones (the API refuses an empty folder). */
+  function filters() {
+    var chosen = {};
+    var folder = folderInput.value.trim().replace(/^\/+|\/+$/g, "");
+    if (folder) chosen.folder = folder;
+    if (languageSelect.value) chosen.language = languageSelect.value;
+    return chosen;
+  }
+
+  function documentUrl(passage, question, chosen) {
     var path = passage.doc_id.split("/").map(encodeURIComponent).join("/");
+    var query = new URLSearchParams({ q: question });
+    Object.keys(chosen).forEach(function (key) { query.set(key, chosen[key]); }); // for the way back
     // the passage text is a verbatim slice of the document's cleaned text: the document page finds and
     // marks it. It travels in the fragment, which is never sent to the server (no URL length limit).
-    return form.dataset.documents + path + "?q=" + encodeURIComponent(question)
+    return form.dataset.documents + path + "?" + query.toString()
       + "#passage=" + encodeURIComponent(passage.text);
+  }
+
+  /* "p. 3" or "pp. 3–4" for a passage of a paginated document (PDF); "" otherwise. */
+  function pageLabel(passage) {
+    if (passage.page === null || passage.page === undefined) return "";
+    if (passage.page_end !== null && passage.page_end !== undefined && passage.page_end !== passage.page) {
+      return "pp. " + passage.page + "–" + passage.page_end;
+    }
+    return "p. " + passage.page;
   }
 
   /* The passage as text nodes around a <mark> of the highlighted sentence. The API's highlight offsets
@@ -60,7 +84,7 @@
     });
   }
 
-  function card(passage, question) {
+  function card(passage, question, chosen) {
     var node = template.content.firstElementChild.cloneNode(true);
     var language = passage.language;
     node.dataset.docId = passage.doc_id;
@@ -74,13 +98,22 @@
     fillPassage(node.querySelector(".passage"), passage, QAScript.htmlLang(language));
     node.querySelector(".doc-id").textContent = passage.doc_id;
     node.querySelector(".cite").textContent = "chars " + passage.start + "–" + passage.end;
-    node.querySelector(".cite").title = "offsets of the passage in the original file";
+    node.querySelector(".cite").title = "offsets of the passage in the original file"
+      + " (PDF, Word: in the text extracted from it)";
+    var pages = pageLabel(passage);
+    if (pages) {
+      var pageRef = node.querySelector(".page-ref");
+      pageRef.textContent = pages;
+      pageRef.title = "第 " + (passage.page_end && passage.page_end !== passage.page
+        ? passage.page + "–" + passage.page_end : passage.page) + " 页 · page(s) of the document";
+      pageRef.hidden = false;
+    }
     node.querySelector(".score").textContent = "score " + passage.score.toFixed(3);
-    node.querySelector(".open-doc").href = documentUrl(passage, question);
+    node.querySelector(".open-doc").href = documentUrl(passage, question, chosen);
     return node;
   }
 
-  function show(answer) {
+  function show(answer, chosen) {
     results.replaceChildren();
     var count = answer.passages.length;
     if (count === 0) {
@@ -94,7 +127,7 @@
         + " · " + Math.round(answer.took_ms) + " ms"),
     ]);
     answer.passages.forEach(function (passage) {
-      results.appendChild(card(passage, answer.question));
+      results.appendChild(card(passage, answer.question, chosen));
     });
   }
 
@@ -104,8 +137,13 @@
       input.focus();
       return;
     }
+    var chosen = filters();
     var address = new URL(window.location.href);
     address.searchParams.set("q", question);
+    ["folder", "language"].forEach(function (key) {
+      if (chosen[key]) address.searchParams.set(key, chosen[key]);
+      else address.searchParams.delete(key);
+    });
     address.hash = "";
     history.replaceState(null, "", address);
     document.getElementById("intro").hidden = true;
@@ -117,7 +155,7 @@
     fetch(form.dataset.api, {
       method: "POST",
       headers: { "Content-Type": "application/json", "Accept": "application/json" },
-      body: JSON.stringify({ question: question, top_k: topK }),
+      body: JSON.stringify(Object.assign({ question: question, top_k: topK }, chosen)),
       signal: controller.signal,
     }).then(function (response) {
       return response.json().then(function (body) {
@@ -127,7 +165,9 @@
         }
         return body;
       });
-    }).then(show).catch(function (error) {
+    }).then(function (answer) {
+      show(answer, chosen);
+    }).catch(function (error) {
       if (error.name === "AbortError") return;
       results.replaceChildren();
       setStatus("error", [document.createTextNode("出错了 · " + error.message)]);
@@ -149,5 +189,30 @@
       ask(input.value);
     });
   });
+  languageSelect.addEventListener("change", function () {
+    if (input.value.trim()) ask(input.value); // the same question in the chosen language
+  });
+
+  /* Suggest the corpus folders seen in the document list (a failure just leaves no suggestions). */
+  function suggestFolders() {
+    fetch(form.dataset.list + "?limit=1000", { headers: { "Accept": "application/json" } })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (body) {
+        if (!body) return;
+        var folders = {};
+        body.documents.concat(body.pending || []).forEach(function (doc) {
+          var parts = doc.doc_id.split("/");
+          for (var i = 1; i < parts.length; i++) folders[parts.slice(0, i).join("/")] = true;
+        });
+        folderList.replaceChildren.apply(folderList, Object.keys(folders).sort().map(function (folder) {
+          var option = document.createElement("option");
+          option.value = folder;
+          return option;
+        }));
+      })
+      .catch(function () { /* no suggestions */ });
+  }
+
+  suggestFolders();
   if (input.value.trim()) ask(input.value); // opened as /?q=…
 })();
