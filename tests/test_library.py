@@ -21,16 +21,27 @@ QUESTION = "蛟龙九号下潜了多深？"
 JOB_SECONDS = 240
 
 
-@pytest.fixture
-def library(tmp_path: Path, embedder) -> tuple[Flask, Path]:
-    corpus = tmp_path / "corpus"
+def _library(folder: Path, embedder) -> tuple[Flask, Path]:
+    """An app over a two-document corpus of its own, writable with the admin key."""
+    corpus = folder / "corpus"
     corpus.mkdir()
     for name in sorted(p.name for p in (ROOT / "corpus").glob("*.txt"))[:2]:
         shutil.copy(ROOT / "corpus" / name, corpus)
-    build_index(corpus, tmp_path / "index", embedder, progress=False)
-    app = create_app({"QA_INDEX": str(tmp_path / "index"), "QA_CORPUS": str(corpus), "QA_ADMIN_KEY": "admin-secret",
+    build_index(corpus, folder / "index", embedder, progress=False)
+    app = create_app({"QA_INDEX": str(folder / "index"), "QA_CORPUS": str(corpus), "QA_ADMIN_KEY": "admin-secret",
                       "QA_RELOAD_SECONDS": 0.2, "QA_MAX_UPLOAD_MB": 0.05, "QA_MAX_UPLOAD_FILES": 3, "TESTING": True})
     return app, corpus
+
+
+@pytest.fixture(scope="module")
+def unchanged_library(tmp_path_factory: pytest.TempPathFactory, embedder) -> tuple[Flask, Path]:
+    """Shared by the tests whose requests must all be refused (each checks that nothing changed)."""
+    return _library(tmp_path_factory.mktemp("library"), embedder)
+
+
+@pytest.fixture
+def library(tmp_path: Path, embedder) -> tuple[Flask, Path]:
+    return _library(tmp_path, embedder)
 
 
 def _snapshot(corpus: Path) -> dict[str, bytes]:
@@ -98,8 +109,8 @@ BAD_UPLOADS = [
 
 
 @pytest.mark.parametrize("form, files, status, code", BAD_UPLOADS)
-def test_bad_uploads_are_refused_and_change_nothing(library, form, files, status, code) -> None:
-    app, corpus = library
+def test_bad_uploads_are_refused_and_change_nothing(unchanged_library, form, files, status, code) -> None:
+    app, corpus = unchanged_library
     before = _snapshot(corpus)
     form = dict(form)
     headers = form.pop("headers", ADMIN)
