@@ -70,10 +70,13 @@ class _Worker:
 
 
 class DocumentWorkers:
+    """Up to `processes` workers, started when the first file needs one (a build whose files all come from the
+    cache starts none)."""
+
     def __init__(self, settings: Settings, processes: int = 2, timeout: float = DEFAULT_TIMEOUT) -> None:
         self._context = multiprocessing.get_context("spawn")
-        self._settings, self._timeout = settings, timeout
-        self._workers = [_Worker(self._context, settings) for _ in range(max(1, processes))]
+        self._settings, self._timeout, self._processes = settings, timeout, max(1, processes)
+        self._workers: list[_Worker] = []
 
     def run(self, tasks: Iterable[Task]) -> Iterator[tuple[Task, ProcessedDocument | str]]:
         """(task, processed document) or (task, reason it was skipped), as each file finishes."""
@@ -82,12 +85,12 @@ class DocumentWorkers:
         idle = list(self._workers)
         exhausted = False
         while busy or not exhausted:
-            while idle and not exhausted:
+            while not exhausted and (idle or len(self._workers) < self._processes):
                 task = next(pending, None)
                 if task is None:
                     exhausted = True
                     break
-                worker = idle.pop()
+                worker = idle.pop() if idle else self._start_worker()
                 worker.start(task, self._timeout)
                 busy.append(worker)
             if not busy:
@@ -114,6 +117,11 @@ class DocumentWorkers:
             worker.kill()
             return task, f"took longer than the per-file limit of {self._timeout:g} s ({TIMEOUT_VARIABLE})"
         return None
+
+    def _start_worker(self) -> _Worker:
+        worker = _Worker(self._context, self._settings)
+        self._workers.append(worker)
+        return worker
 
     def _replace_if_dead(self, worker: _Worker) -> _Worker:
         if worker.process.is_alive():

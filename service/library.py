@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import threading
+from datetime import datetime, timezone
 from pathlib import Path
 
 from flask import Blueprint, current_app, request
@@ -30,6 +31,7 @@ from service.uploads import check_upload, safe_folder, write_upload
 bp = Blueprint("library", __name__)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LIST_LIMIT = 100
+RELAUNCH_AFTER = 30.0  # seconds a job may stay queued with no build running before another build is started
 _TRUE = ("1", "true", "yes", "on")
 
 
@@ -107,7 +109,7 @@ def job_status(job_id: str) -> dict:
     job = read_job(_index(), job_id)
     if job is None:
         raise ApiError(404, "not_found", f"no job {job_id!r}")
-    if job["state"] == "queued" and not is_locked(_index()):
+    if job["state"] == "queued" and _age_seconds(job) > RELAUNCH_AFTER and not is_locked(_index()):
         _launch_build()  # its build process died before claiming it: start another
     return job
 
@@ -159,6 +161,10 @@ def _launch_build() -> None:
         )
         log.close()
         threading.Thread(target=process.wait, name="build-reaper", daemon=True).start()
+
+
+def _age_seconds(job: dict) -> float:
+    return (datetime.now(timezone.utc) - datetime.fromisoformat(job["created"])).total_seconds()
 
 
 def _corpus() -> Path:
