@@ -1,4 +1,4 @@
-"""python -m evals [--set xquad|drcd|cmrc|seed] [--limit N] [--rebuild] [--datasets DIR] [--model M]
+"""python -m evals [--set xquad|drcd|cmrc|seed|formats ...] [--limit N] [--rebuild] [--datasets DIR] [--model M]
                  [--backend torch|onnx|onnx-int8] [--report NAME]"""
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ from indexer.embedding import BACKENDS  # noqa: E402 (light: numpy only; the mod
 
 
 def main(argv: list[str] | None = None) -> int:
-    from evals.datasets import DEFAULT_DATASETS, SETS
+    from evals.datasets import DEFAULT_DATASETS, LOCAL_SETS, SETS
 
     parser = argparse.ArgumentParser(prog="python -m evals", description="Retrieval accuracy: hybrid vs BM25 vs dense.")
-    parser.add_argument("--set", choices=SETS, default=None, help="run one set (default: all)")
+    parser.add_argument("--set", choices=SETS, action="append", default=None,
+                        help="run this set; repeat for several (default: all)")
     parser.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N questions of each row")
     parser.add_argument("--rebuild", action="store_true", help="rebuild the cached eval indexes")
     parser.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS,
@@ -30,9 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--passage-units", type=int, default=None, metavar="N",
                         help="index with passages of N units instead of the indexer's default (experiments)")
     args = parser.parse_args(argv)
-    sets = [args.set] if args.set else list(SETS)
-    if any(s != "seed" for s in sets) and not args.datasets.is_dir():
-        print(f"error: datasets folder {args.datasets} does not exist (use --datasets, or --set seed)", file=sys.stderr)
+    sets = list(dict.fromkeys(args.set)) if args.set else list(SETS)
+    if any(s not in LOCAL_SETS for s in sets) and not args.datasets.is_dir():
+        print(f"error: datasets folder {args.datasets} does not exist (use --datasets, or --set seed / formats)",
+              file=sys.stderr)
         return 2
     if args.limit is not None and args.limit < 1:
         parser.error("--limit must be at least 1")

@@ -2,7 +2,8 @@
 
 SQuAD-format sets (XQuAD, DRCD, CMRC 2018) become one document per paragraph (`<lang>/p0001.txt`) and
 one query per question, whose gold is that paragraph. The seed set is the project's own corpus/ with
-evals/seed_questions.jsonl.
+evals/seed_questions.jsonl; the formats set (evals/formats.py) is the same articles as PDF, .docx, HTML and
+GB18030 text, with the same questions.
 """
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SEED_CORPUS = PROJECT_ROOT / "corpus"
 SEED_QUESTIONS = PROJECT_ROOT / "evals" / "seed_questions.jsonl"
 DEFAULT_DATASETS = PROJECT_ROOT.parent / "shared" / "datasets"
-SETS = ("xquad", "drcd", "cmrc", "seed")
+SETS = ("xquad", "drcd", "cmrc", "seed", "formats")
+LOCAL_SETS = ("seed", "formats")  # need no ../shared/datasets
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ class Query:
     id: str
     text: str
     gold: frozenset[str]  # doc_ids; a hit is a returned passage of any of them
-    answer: str | None = None  # the answer string (seed set only), for answer@5
+    answer: str | None = None  # the answer string (seed and formats sets), for answer@5 and page@5
 
 
 @dataclass(frozen=True)
@@ -155,12 +157,19 @@ def seed_rows(corpus_root: Path = SEED_CORPUS, questions: Path = SEED_QUESTIONS)
     ]
 
 
+def _formats_rows() -> list[Row]:
+    from evals.formats import formats_rows  # prints PDFs with Chromium on first use (then cached)
+
+    return formats_rows()
+
+
 def load_rows(set_name: str, datasets: Path = DEFAULT_DATASETS) -> list[Row]:
     loaders: dict[str, Callable[[], list[Row]]] = {
         "xquad": lambda: xquad_rows(datasets),
         "drcd": lambda: drcd_rows(datasets),
         "cmrc": lambda: cmrc_rows(datasets),
         "seed": seed_rows,
+        "formats": _formats_rows,
     }
     if set_name not in loaders:
         raise ValueError(f"unknown eval set {set_name!r}; choose from {', '.join(SETS)}")

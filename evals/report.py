@@ -11,8 +11,9 @@ from evals.metrics import METRICS
 from evals.runner import MODES, RowResult, RunResult
 
 RESULTS_DIR = PROJECT_ROOT / "evals" / "results"
-HEADER = ["row", "questions", "mode", *METRICS, "answer@5"]
+HEADER = ["row", "questions", "mode", *METRICS, "answer@5", "page@5"]
 GAP_HEADER = ["set", "Traditional row", "Simplified row", *(f"{mode} ΔR@1" for mode in MODES)]
+FORMATS_HEADER = ["formats row", "seed row", *(f"{mode} ΔR@5" for mode in MODES)]
 TRAILING_METRICS = ("R@1", "MRR@10")
 
 
@@ -37,7 +38,7 @@ def result_cells(result: RunResult, mark: tuple[str, str]) -> list[list[str]]:
             ]
             first = i == 0
             lines.append([row.name if first else "", str(row.questions) if first else "", mode, *values,
-                          _number(row.modes[mode].answer_at_5)])
+                          _number(row.modes[mode].answer_at_5), _number(row.modes[mode].page_at_5)])
     return lines
 
 
@@ -56,6 +57,21 @@ def gap_cells(result: RunResult) -> list[list[str]]:
         [set_name, trad.name, simp.name,
          *(_signed(trad.modes[m].metrics["R@1"] - simp.modes[m].metrics["R@1"]) for m in MODES)]
         for set_name, trad, simp in script_gaps(result)
+    ]
+
+
+def format_pairs(result: RunResult) -> list[tuple[RowResult, RowResult]]:
+    """(formats row, seed row) with the same question language, when the run has both."""
+    seed = {row.name.removeprefix("seed "): row for row in result.rows if row.set_name == "seed"}
+    return [(row, seed[lang]) for row in result.rows
+            if row.set_name == "formats" and (lang := row.name.removeprefix("formats ")) in seed]
+
+
+def format_cells(result: RunResult) -> list[list[str]]:
+    """Formats − seed R@5 per mode: what converting the articles to PDF / .docx / HTML / GB18030 costs (target 0)."""
+    return [
+        [fmt.name, seed.name, *(_signed(fmt.modes[m].metrics["R@5"] - seed.modes[m].metrics["R@5"]) for m in MODES)]
+        for fmt, seed in format_pairs(result)
     ]
 
 
@@ -88,6 +104,8 @@ def terminal(result: RunResult) -> str:
     parts = [text_table(HEADER, result_cells(result, ("*", ""))), "(* best of the three modes)"]
     if gaps := gap_cells(result):
         parts += ["", "Trad − Simp R@1:", text_table(GAP_HEADER, gaps)]
+    if formats := format_cells(result):
+        parts += ["", "formats − seed R@5:", text_table(FORMATS_HEADER, formats)]
     if notes := trailing(result):
         parts += ["", "hybrid below a baseline:", *(f"  {note}" for note in notes)]
     parts += ["", f"wall time {result.seconds:.1f} s; passages per index: {_passages(result)}"]
@@ -130,12 +148,15 @@ def markdown(result: RunResult) -> str:
         "",
         "## Results",
         "",
-        "Bold: the best of the three modes for that row and metric. answer@5: seed rows only.",
+        "Bold: the best of the three modes for that row and metric. answer@5: seed and formats rows; "
+        "page@5: formats rows, questions about the two PDFs.",
         "",
         markdown_table(HEADER, result_cells(result, ("**", "**"))),
     ]
     if gaps := gap_cells(result):
         parts += ["", "## Traditional − Simplified R@1", "", markdown_table(GAP_HEADER, gaps)]
+    if formats := format_cells(result):
+        parts += ["", "## Formats − seed R@5", "", markdown_table(FORMATS_HEADER, formats)]
     notes = trailing(result)
     parts += ["", "## Hybrid below a baseline", "", *(f"- {note}" for note in notes or ["none"])]
     return "\n".join(parts) + "\n"

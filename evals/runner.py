@@ -23,27 +23,29 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from evals.datasets import DEFAULT_DATASETS, PROJECT_ROOT, Corpus, Row, load_rows
+from evals import formats
+from evals.datasets import DEFAULT_DATASETS, PROJECT_ROOT, Corpus, Query, Row, load_rows
 from evals.metrics import CUTOFF, first_relevant_rank, share, summarize
 from indexer import index_dir
 from indexer.build import build_index
 from indexer.embedding import Embedder, load_embedder
 from indexer.passages import Chunking
-from service.retrieval import Mode, Retriever
+from service.retrieval import Hit, Mode, Retriever
 
 MODES: tuple[Mode, ...] = ("hybrid", "bm25", "dense")
 ANSWER_K = 5
 ENCODE_BATCH = 64
 CACHE_ROOT = PROJECT_ROOT / "evals" / ".cache"
 KEY_FILE = "eval-cache-key"
-INDEXER_SOURCES = ("text", "indexer")
+INDEXER_SOURCES = ("text", "extract", "indexer")  # extract/: what the formats set's PDF, .docx and HTML become
 
 
 @dataclass
 class ModeResult:
     ranks: list[int]  # per query: rank of the first gold hit, 0 if none in the top 10
     metrics: dict[str, float]
-    answer_at_5: float | None = None  # seed rows: share of questions with the answer in a top-5 passage
+    answer_at_5: float | None = None  # seed and formats rows: share of questions with the answer in a top-5 passage
+    page_at_5: float | None = None  # formats rows: share of PDF-gold questions whose answer is on a top-5 hit's pages
 
 
 @dataclass
@@ -143,19 +145,41 @@ class QuestionEncoder:
         return np.stack([self._vectors[t] for t in texts]) if texts else np.zeros((0, 0), np.float32)
 
 
+def pdf_pages(retriever: Retriever, row: Row, doc_id: str) -> tuple[str, ...]:
+    """Each page's text (normalized, no whitespace) of a PDF in the row's corpus, from the extractor's page_starts;
+    checked against the text the index's offsets point into, so the pages are the ones hits were numbered by."""
+    original, pages = formats.pdf_pages(row.corpus.files[doc_id])
+    if retriever.index.store.original(doc_id) != original:
+        raise RuntimeError(f"{doc_id}: re-extracted text differs from the index's; rebuild (--rebuild)")
+    return pages
+
+
+def on_gold_pages(retriever: Retriever, row: Row, query: Query, hits: list[Hit]) -> bool:
+    """page@5: a top-5 hit from the gold PDF whose pages [page, page_end or page] hold the answer."""
+    return any(
+        formats.answer_on_pages(pdf_pages(retriever, row, h.doc_id), h.page, h.page_end, query.answer or "")
+        for h in hits[:ANSWER_K] if h.doc_id in query.gold
+    )
+
+
 def evaluate_row(retriever: Retriever, row: Row, encoder: QuestionEncoder) -> RowResult:
     vectors = encoder.encode(retriever, [q.text for q in row.queries], row.name)
     ranks: dict[str, list[int]] = {mode: [] for mode in MODES}
     answered: dict[str, list[bool]] = {mode: [] for mode in MODES}
+    paged: dict[str, list[bool]] = {mode: [] for mode in MODES}
     for query, vector in tqdm(zip(row.queries, vectors), total=len(row.queries), unit="question",
                               desc=f"asking {row.name}"):
+        on_pdf = query.answer is not None and row.set_name == "formats" and any(g.endswith(".pdf") for g in query.gold)
         for mode in MODES:
             hits = retriever.ask(query.text, CUTOFF, mode=mode, vector=vector).hits
             ranks[mode].append(first_relevant_rank([h.doc_id for h in hits], query.gold))
             if query.answer is not None:
                 answered[mode].append(any(query.answer in h.text for h in hits[:ANSWER_K]))
+            if on_pdf:
+                paged[mode].append(on_gold_pages(retriever, row, query, hits))
     modes = {
-        mode: ModeResult(ranks[mode], summarize(ranks[mode]), share(answered[mode]) if answered[mode] else None)
+        mode: ModeResult(ranks[mode], summarize(ranks[mode]), share(answered[mode]) if answered[mode] else None,
+                         share(paged[mode]) if paged[mode] else None)
         for mode in MODES
     }
     return RowResult(row.name, row.set_name, row.corpus.name, row.script, [q.id for q in row.queries], modes)

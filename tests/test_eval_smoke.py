@@ -1,7 +1,11 @@
-"""The eval runner on the seed set (the session's seed index): accuracy floors and the reports' rows."""
+"""The eval runner on the seed set (the session's seed index): accuracy floors and the reports' rows; the formats
+set's corpus (every file extracts, every answer is in its gold document) and page@5."""
 from __future__ import annotations
 
 import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -59,3 +63,56 @@ def test_metrics_from_first_gold_ranks():
     assert scores["R@1"] == 0.25 and scores["R@5"] == scores["R@10"] == 0.5
     assert scores["MRR@10"] == pytest.approx((1 + 1 / 2) / 4)
     assert scores["nDCG@10"] == pytest.approx((1 + 1 / np.log2(3)) / 4)
+
+
+# The formats set (evals/formats.py): the seed articles as PDF (Chromium), .docx, a saved web page and GB18030
+# text. Reuses evals/.cache/formats-files/ when current, else prints the two PDFs into tmp (a few seconds).
+@pytest.fixture(scope="module")
+def formats_corpus(tmp_path_factory):
+    from evals import formats
+
+    if formats.is_cached():
+        return formats.formats_corpus()
+    if shutil.which("chromium") is None and shutil.which("chromium-browser") is None:
+        pytest.skip("chromium is needed to print the formats set's PDFs")
+    return formats.formats_corpus(cache=tmp_path_factory.mktemp("formats-files"))
+
+
+def test_formats_corpus_extracts_every_answer(formats_corpus):
+    """Each file extracts as its format (PDFs with several pages), and every question's answer is in the cleaned
+    text of its gold document, so the formats rows ask what the seed rows ask."""
+    from evals.formats import _squeeze, formats_rows
+    from extract import FORMATS, extract
+    from text.clean import clean
+
+    assert sorted(Path(name).suffix for name in formats_corpus.files) == [".docx", ".html", ".pdf", ".pdf", ".txt"]
+    assert formats_corpus.files["004_e0dd1fc4cceb475f.txt"].decode("gb18030").startswith("博客专栏")
+    texts = {}
+    for name, data in formats_corpus.files.items():
+        extracted = extract(data, FORMATS[Path(name).suffix])
+        assert len(extracted.page_starts) >= (2 if name.endswith(".pdf") else 0), name
+        texts[name] = _squeeze(clean(extracted.content).text)
+    assert "相关阅读" not in texts["003_69a75a54e2ab49f8.html"]  # the web page's chrome is gone
+    rows = formats_rows(corpus=formats_corpus)
+    assert [row.name for row in rows] == ["formats zh-Hans", "formats zh-Hant", "formats en"]
+    assert sum(len(row.queries) for row in rows) == 78
+    missing = [q.id for row in rows for q in row.queries if _squeeze(q.answer) not in texts[next(iter(q.gold))]]
+    assert not missing
+
+
+def test_page_at_5_reads_the_hit_pages():
+    from evals.formats import answer_on_pages
+
+    pages = ("微软每3天", "一个新的数据中心", "other")
+    assert answer_on_pages(pages, 2, None, "新的数据 中心")
+    assert answer_on_pages(pages, 1, 2, "3天一个")  # across the page break, when the hit spans it
+    assert not answer_on_pages(pages, 1, None, "3天一个") and not answer_on_pages(pages, None, None, "微软")
+
+
+def test_formats_minus_seed_table(result):
+    formats_rows = [replace(row, name=row.name.replace("seed", "formats"), set_name="formats") for row in result.rows]
+    both = replace(result, rows=[*result.rows, *formats_rows])
+    assert [line[:2] for line in report.format_cells(both)] == [
+        ["formats zh-Hans", "seed zh-Hans"], ["formats zh-Hant", "seed zh-Hant"], ["formats en", "seed en"]]
+    assert all(cell == "+0.000" for line in report.format_cells(both) for cell in line[2:])
+    assert "Formats − seed R@5" in report.markdown(both) and report.format_cells(result) == []
