@@ -129,13 +129,17 @@ def _first_word_width(line: Line) -> float:
 def starts_paragraph(prev: Line, line: Line, typical_gap: float | None) -> bool:
     """Whether `line` begins a new paragraph after `prev` (typical_gap None: across a page or column break)."""
     size = max(prev.size, line.size, 1.0)
-    room = prev.right - prev.x1
     if abs(prev.size - line.size) > 0.2 * size:
         return True
     if typical_gap is not None and line.top - prev.bottom > typical_gap + 0.5 * size:
         return True
-    if line.x0 - line.left > 0.8 * size:  # first-line indent (or a centred line)
+    indented = line.x0 - line.left > 0.8 * size
+    # lines of an indented block (a quote) share its indent and its right edge; only a line that steps in
+    # further than the one before starts a paragraph (a first-line indent, or a centred line)
+    in_block = indented and abs(line.x0 - prev.x0) < 0.5 * size
+    if indented and not in_block:
         return True
+    room = (max(prev.x1, line.x1) if in_block else prev.right) - prev.x1
     if room > _first_word_width(line):
         return True
     return prev.text.endswith(_SENTENCE_END) and room > size

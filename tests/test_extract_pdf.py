@@ -11,7 +11,7 @@ import pytest
 
 from extract import ExtractionError, Extracted, Limits
 from extract import pdf as pdf_module
-from extract.layout import Line, Page, drop_running_lines, is_page_number, tidy
+from extract.layout import Line, Page, drop_running_lines, is_page_number, starts_paragraph, tidy
 from extract.ocr import usable_languages
 from extract.pdf import _title, extract_pdf
 from text.ideographs import unify_ideographs
@@ -194,3 +194,17 @@ def test_unify_ideographs() -> None:
     assert unify_ideographs("\ufa11") == "\ufa11"  # 﨑 is a unified ideograph despite its block
     mixed = "OpenAI ⽣成式 AI：①②, ｆｕｌｌ"
     assert len(unify_ideographs(mixed)) == len(mixed) and unify_ideographs(mixed) == "OpenAI 生成式 AI：①②, ｆｕｌｌ"
+
+
+def test_wrapped_lines_of_an_indented_quote_are_joined() -> None:
+    """A blockquote is indented on both sides: its lines share the indent and must not each start a paragraph."""
+    def line(text: str, x0: float, x1: float, top: float) -> Line:
+        return Line(text, x0, x1, top, top + 12, 12, left=28, right=568)
+
+    body = line("上一段正文结束了。", 28, 200, 100)
+    quote = [line("尽管拥有自己令人印象深刻的 AI 研究员名单，微软极其在意 OpenAI 的", 50, 545, 130),
+             line("ChatGPT语言模型，因为它依赖这些模型所作的云计算投资。", 50, 400, 146)]
+    after = line("下一段正文从这里开始，它并不缩进。", 28, 560, 176)
+    assert not starts_paragraph(quote[0], quote[1], 4.0)  # a wrap inside the quote
+    assert starts_paragraph(body, quote[0], 4.0)  # the quote begins
+    assert starts_paragraph(quote[1], after, 4.0)  # and ends
