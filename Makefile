@@ -65,10 +65,11 @@ ocr:
 eval: model
 	$(PY) -m evals $(if $(SET),--set $(SET),)
 
-# A 60-second, 8-client load on a real gunicorn over $(INDEX): latency, errors, worker memory growth
-# (benchmarks/README.md). Not part of `make test`.
+# 64 clients for 60 s against one gunicorn worker over $(INDEX), with the waiting-questions bound on and then off
+# (QA_MAX_WAITING): answered and refused shares, latency, errors, worker memory growth (benchmarks/README.md).
+# Not part of `make test`.
 soak: index
-	$(PY) -m benchmarks.soak --index $(INDEX) $(if $(SOAK_SECONDS),--seconds $(SOAK_SECONDS),)
+	$(PY) -m benchmarks.soak --index $(INDEX) --clients 64 --compare-bound $(if $(SOAK_SECONDS),--seconds $(SOAK_SECONDS),)
 
 # Performance against the raw-model floor, measured in the same run (benchmarks/README.md): the seed corpus
 # and a ~20k-passage corpus made from ../shared/datasets are built, measured and served; the vector index is

@@ -26,25 +26,35 @@ GUNICORN = Path(sys.executable).parent / "gunicorn"
 READY_WITHIN_SECONDS = 300
 
 
+REFUSED = (429, 503)  # rate_limited, overloaded: the client waits Retry-After, then asks again
+
+
 @dataclass
 class Tally:
-    latencies_ms: list[float] = field(default_factory=list)
-    errors: int = 0
+    latencies_ms: list[float] = field(default_factory=list)  # every request
+    answered_ms: list[float] = field(default_factory=list)  # the 200s
+    refused: int = 0  # 429 and 503
+    errors: int = 0  # anything else that is not a 200, connection failures included
     seconds: float = 0.0  # wall time of the whole run
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def record(self, latency_ms: float, ok: bool) -> None:
+    def record(self, latency_ms: float, status: int) -> None:
         with self.lock:
             self.latencies_ms.append(latency_ms)
-            self.errors += not ok
+            if status == 200:
+                self.answered_ms.append(latency_ms)
+            elif status in REFUSED:
+                self.refused += 1
+            else:
+                self.errors += 1
 
     @property
     def per_second(self) -> float:
         return len(self.latencies_ms) / self.seconds if self.seconds else 0.0
 
-    def percentile(self, share: float) -> float:
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+    def percentile(self, share: float, answered_only: bool = False) -> float:
+        ordered = sorted(self.answered_ms if answered_only else self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else float("nan")
 
 
 def free_port() -> int:
@@ -94,6 +104,7 @@ class Client:
     def __init__(self, address: str) -> None:
         self.address = address
         self.connection: http.client.HTTPConnection | None = None
+        self.retry_after = 0.0  # the last response's Retry-After, in seconds
 
     def get(self, path: str) -> int:
         if self.connection is None:
@@ -103,22 +114,24 @@ class Client:
             self.connection.request("GET", path)
             response = self.connection.getresponse()
             response.read()
+            self.retry_after = float(response.getheader("Retry-After") or 0)
             return response.status
         except (OSError, http.client.HTTPException):
             self.connection.close()
             self.connection = None
             raise
 
-    def ask(self, question: str) -> bool:
+    def ask(self, question: str) -> int:
+        """The status of `GET /api/ask?q=question`; 0 when the connection failed."""
         try:
-            return self.get(f"/api/ask?{urllib.parse.urlencode({'q': question})}") == 200
+            return self.get(f"/api/ask?{urllib.parse.urlencode({'q': question})}")
         except (OSError, http.client.HTTPException):
-            return False
+            return 0
 
 
 def run_clients(address: str, questions: list[str], clients: int, seconds: float, max_requests: int) -> Tally:
     """`clients` threads asking `questions` in turn (each from its own offset) for at most `seconds`
-    or `max_requests` requests in all."""
+    or `max_requests` requests in all; a refused client waits the Retry-After it was given."""
     tally, stop_at = Tally(), time.monotonic() + seconds
     share = -(-max_requests // clients)
 
@@ -128,8 +141,10 @@ def run_clients(address: str, questions: list[str], clients: int, seconds: float
             if time.monotonic() >= stop_at:
                 break
             started = time.perf_counter()
-            ok = connection.ask(questions[i % len(questions)])
-            tally.record((time.perf_counter() - started) * 1000, ok)
+            status = connection.ask(questions[i % len(questions)])
+            tally.record((time.perf_counter() - started) * 1000, status)
+            if status in REFUSED:
+                time.sleep(max(0.0, min(connection.retry_after, stop_at - time.monotonic())))
 
     threads = [threading.Thread(target=client, args=(n * len(questions) // clients,)) for n in range(clients)]
     started = time.perf_counter()

@@ -1,7 +1,9 @@
 """The HTTP service. `create_app()` is the factory gunicorn and `python -m service` both run.
 
 Configuration, lowest precedence first: defaults, the environment (QA_INDEX, QA_MODEL, QA_MAX_TOP_K,
-QA_RELOAD_SECONDS: how often a worker looks for a newly published build), then the `config` argument.
+QA_RELOAD_SECONDS: how often a worker looks for a newly published build; QA_RATE_LIMIT: questions per client,
+e.g. 20/s, off when empty), then the `config` argument. QA_MAX_WAITING (the encoder queue's bound) is read
+from the environment by each retriever's batcher (service/batching.py).
 LOAD_INDEX=False skips loading the retriever (the app then answers 503).
 """
 from __future__ import annotations
@@ -16,8 +18,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from flask import Flask  # noqa: E402
 
-from service import errors, library, openapi, security, web  # noqa: E402
-from service.api import DocIdConverter, bp  # noqa: E402
+from service import batching, errors, library, metrics, openapi, requests_log, security, web  # noqa: E402
+from service.api import DocIdConverter, RateLimiter, bp  # noqa: E402
 from service.state import RetrieverState  # noqa: E402
 
 
@@ -29,11 +31,17 @@ def create_app(config: dict | None = None) -> Flask:
         QA_MAX_TOP_K=_positive_int("QA_MAX_TOP_K", os.environ.get("QA_MAX_TOP_K", "50")),
         MAX_CONTENT_LENGTH=openapi.MAX_BODY_BYTES,
         QA_RELOAD_SECONDS=float(os.environ.get("QA_RELOAD_SECONDS", "2")),  # look for a new build; 0: never
+        QA_RATE_LIMIT=os.environ.get("QA_RATE_LIMIT", ""),
         LOAD_INDEX=True,
     )
     app.config.update(config or {})
+    batching.max_waiting_from_env()  # a bad QA_MAX_WAITING stops the start, not every question
+    rate_limit = app.config["QA_RATE_LIMIT"]
+    app.extensions["qa_rate_limiter"] = RateLimiter(rate_limit) if rate_limit else None
     app.json.ensure_ascii = False  # Chinese passages as text, not \u escapes
     app.json.sort_keys = False  # keys in the documented order
+    requests_log.register(app)  # first: its before_request gives even a refused request its id
+    metrics.register(app)  # /metrics, and every response counted
     errors.register(app)
     security.register(app)  # QA_API_KEY, QA_CORS_ORIGINS
     app.url_map.converters["doc_id"] = DocIdConverter  # before the blueprint: its rules use it

@@ -1,11 +1,11 @@
 """python -m service --index DIR --host H --port P [--model M]: the app on Flask's development server.
 
-For production run gunicorn: `gunicorn -c service/gunicorn.conf.py` (see that file).
+For production run gunicorn: `gunicorn -c service/gunicorn.conf.py` (see that file). Logs are JSON lines on stderr,
+as under gunicorn (service/requests_log.py).
 """
 from __future__ import annotations
 
 import argparse
-import logging
 
 from service import create_app
 
@@ -17,7 +17,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     given = {"QA_INDEX": args.index, "QA_MODEL": args.model}
     app = create_app({key: value for key, value in given.items() if value is not None})
     app.run(host=args.host, port=args.port, threaded=True)

@@ -1,8 +1,15 @@
-"""The routes: /api/ask, /api/documents/<doc_id>, /healthz, /readyz, /api/openapi.json."""
+"""The routes: /api/ask, /api/documents/<doc_id>, /healthz, /readyz, /api/openapi.json.
+
+/api/ask refuses at once rather than queue without limit: 503 overloaded when the encoder's queue is full
+(service/batching.py, QA_MAX_WAITING) and, with QA_RATE_LIMIT set, 429 rate_limited to a client asking faster
+than its share; both with Retry-After.
+"""
 from __future__ import annotations
 
 import json
+import math
 import re
+import threading
 import time
 import unicodedata
 from typing import Any
@@ -11,7 +18,8 @@ from flask import Blueprint, current_app, request
 from werkzeug.routing import BaseConverter
 
 from indexer.store import StoredDocument
-from service import openapi
+from service import metrics, openapi, requests_log
+from service.batching import Overloaded
 from service.errors import ApiError
 from service.retrieval import Answer, Hit, Retriever, Scope
 from service.state import RetrieverState
@@ -20,6 +28,36 @@ bp = Blueprint("api", __name__)
 
 _ALLOWED_CONTROLS = {"\t", "\n", "\r"}
 _BASE10 = re.compile(r"[+-]?[0-9]{1,9}")  # longer numbers are out of range anyway
+OVERLOAD_RETRY_SECONDS = 1  # a full queue (32: two batches of 16) drains in a fraction of a second on idle cores
+
+
+class RateLimiter:
+    """QA_RATE_LIMIT ("20/s", "600/m", "1000/h"): a token bucket per client address, in each worker: bursts of
+    up to the count, then the count per period on average."""
+
+    PERIODS = {"s": 1, "m": 60, "h": 3600}
+    MAX_CLIENTS = 10_000  # past this, the buckets of clients back to a full allowance are forgotten
+
+    def __init__(self, setting: str) -> None:
+        count, _, unit = setting.partition("/")
+        if not (count.isascii() and count.isdigit() and int(count) > 0 and unit in self.PERIODS):
+            raise ValueError(f"QA_RATE_LIMIT must look like 20/s, 600/m or 1000/h, not {setting!r}")
+        self.burst, self.rate = int(count), int(count) / self.PERIODS[unit]
+        self._lock = threading.Lock()
+        self._buckets: dict[str, tuple[float, float]] = {}  # client: (tokens, when counted)
+
+    def wait(self, client: str) -> float:
+        """0 when `client` may ask now (it spends a token), else the seconds until it may."""
+        now = time.monotonic()
+        with self._lock:
+            tokens, then = self._buckets.get(client, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - then) * self.rate)
+            allowed = tokens >= 1
+            self._buckets[client] = (tokens - 1 if allowed else tokens, now)
+            if len(self._buckets) > self.MAX_CLIENTS:
+                self._buckets = {c: (t, w) for c, (t, w) in self._buckets.items()
+                                 if t + (now - w) * self.rate < self.burst}
+        return 0.0 if allowed else (1 - tokens) / self.rate
 
 
 class DocIdConverter(BaseConverter):
@@ -50,6 +88,7 @@ def openapi_document() -> dict:
 
 @bp.post("/api/ask")
 def ask_json() -> dict:
+    _admit()
     body = _json_object()
     top_k = body.get("top_k", openapi.DEFAULT_TOP_K)
     if type(top_k) is not int:  # bool is an int subclass; floats and strings are refused too
@@ -59,6 +98,7 @@ def ask_json() -> dict:
 
 @bp.get("/api/ask")
 def ask_query() -> dict:
+    _admit()
     raw = request.args.get("top_k")
     if raw is not None and not _BASE10.fullmatch(raw):
         raise _top_k_error()
@@ -88,11 +128,31 @@ def _pages(stored: StoredDocument) -> list[dict] | None:
     return [{"page": n, "start": start, "end": end} for n, (start, end) in enumerate(zip(stored.page_starts, ends), 1)]
 
 
+def _admit() -> None:
+    """429 rate_limited when QA_RATE_LIMIT is set and this client has used its allowance."""
+    limiter: RateLimiter | None = current_app.extensions["qa_rate_limiter"]
+    wait = limiter.wait(request.remote_addr or "") if limiter is not None else 0.0
+    if wait > 0:
+        metrics.REFUSALS.labels("rate_limited").inc()
+        seconds = math.ceil(wait)
+        message = (f"too many questions from this client (QA_RATE_LIMIT {current_app.config['QA_RATE_LIMIT']}); "
+                   f"retry after {seconds} s")
+        raise ApiError(429, "rate_limited", message, {"Retry-After": str(seconds)})
+
+
 def _ask(question: Any, top_k: int, scope: Scope) -> dict:
     question = check_question(question)
     if not 1 <= top_k <= _max_top_k():
         raise _top_k_error()
-    return answer_json(current_retriever(), question, top_k, scope)
+    try:
+        body = answer_json(current_retriever(), question, top_k, scope)
+    except Overloaded as error:
+        metrics.REFUSALS.labels("overloaded").inc()
+        raise ApiError(503, "overloaded", f"the service is busy: {error}; retry after {OVERLOAD_RETRY_SECONDS} s",
+                       {"Retry-After": str(OVERLOAD_RETRY_SECONDS)}) from None
+    metrics.ASK_SECONDS.labels("total").observe(body["took_ms"] / 1000)
+    requests_log.note(language=body["query_language"], hits=len(body["passages"]), question=question)
+    return body
 
 
 def answer_json(retriever: Retriever, question: str, top_k: int, scope: Scope = Scope()) -> dict:

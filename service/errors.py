@@ -1,21 +1,26 @@
-"""Every error the service sends is JSON: {"error": {"code": <stable string>, "message": <for people>}}."""
+"""Every error the service sends is JSON: {"error": {"code": <stable string>, "message": <for people>,
+"request_id": <the X-Request-Id of the request>}}."""
 from __future__ import annotations
 
 from flask import Flask, Response, current_app, jsonify
 from werkzeug.exceptions import HTTPException
+
+from service.requests_log import current_request_id, note
 
 # werkzeug's exceptions keep their own names as codes except where the HTTP name is clumsy
 _HTTP_CODES = {413: "payload_too_large"}
 
 
 class ApiError(Exception):
-    """A request the service refuses; `code` is stable, external tools match on it."""
+    """A request the service refuses; `code` is stable, external tools match on it. `headers` go with the
+    response (Retry-After on 429 and 503)."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers or {}
 
 
 def register(app: Flask) -> None:
@@ -25,11 +30,13 @@ def register(app: Flask) -> None:
 
 
 def error_body(code: str, message: str) -> dict:
-    return {"error": {"code": code, "message": message}}
+    """The body of an error answer to the current request; its code also goes on the request's log line."""
+    note(error=code)
+    return {"error": {"code": code, "message": message, "request_id": current_request_id() or ""}}
 
 
-def _api_error(error: ApiError) -> tuple[Response, int]:
-    return jsonify(error_body(error.code, error.message)), error.status
+def _api_error(error: ApiError) -> tuple[Response, int, dict[str, str]]:
+    return jsonify(error_body(error.code, error.message)), error.status, error.headers
 
 
 def _http_exception(error: HTTPException) -> Response:

@@ -12,7 +12,7 @@ LANGUAGES = ("zh-Hans", "zh-Hant", "en", "mixed")
 ERROR_CODES = [
     "invalid_json", "invalid_question", "question_too_long", "invalid_top_k", "invalid_doc_id",
     "invalid_folder", "invalid_language", "unsupported_media_type", "payload_too_large", "not_found",
-    "method_not_allowed", "index_unavailable", "internal_error", "unauthorized",
+    "method_not_allowed", "index_unavailable", "internal_error", "unauthorized", "overloaded", "rate_limited",
     # writing documents (service/library.py)
     "writes_disabled", "no_files", "too_many_files", "duplicate_names", "empty_file", "unsupported_file_type",
     "file_type_mismatch", "already_exists", "invalid_offset", "invalid_limit",
@@ -95,7 +95,10 @@ def _schemas(max_top_k: int) -> dict:
             "passages": {**integer, "minimum": 0},
         }),
         "Error": closed_object({
-            "error": closed_object({"code": {"type": "string", "enum": ERROR_CODES}, "message": string}),
+            "error": closed_object({
+                "code": {"type": "string", "enum": ERROR_CODES}, "message": string,
+                "request_id": {**string, "description": "the request's id, as in the X-Request-Id response header"},
+            }),
         }),
     }
 
@@ -105,6 +108,15 @@ def _paths() -> dict:
                          "(invalid_json for POST)")
     unavailable = error_response("index_unavailable: no usable index is loaded; the message says why")
     answer = json_response(ref("AskResponse"), "the best passages, best first")
+    retry_after = {"Retry-After": {"description": "seconds to wait before asking again",
+                                   "schema": {"type": "integer", "minimum": 1}}}
+    refused = {
+        "429": {**error_response("rate_limited: this client asked more than QA_RATE_LIMIT allows"),
+                "headers": retry_after},
+        "503": {**error_response("index_unavailable (no usable index is loaded; the message says why) or "
+                                 "overloaded (QA_MAX_WAITING questions already wait for the encoder)"),
+                "headers": retry_after},
+    }
     return {
         "/api/ask": {
             "get": {
@@ -116,7 +128,7 @@ def _paths() -> dict:
                     {"name": "folder", "in": "query", "required": False, "schema": ref("Folder")},
                     {"name": "language", "in": "query", "required": False, "schema": ref("Language")},
                 ],
-                "responses": {"200": answer, "400": bad_request, "503": unavailable},
+                "responses": {"200": answer, "400": bad_request, **refused},
             },
             "post": {
                 "summary": "Ask a question (JSON body)",
@@ -125,7 +137,7 @@ def _paths() -> dict:
                     "200": answer, "400": bad_request,
                     "413": error_response(f"payload_too_large: the body is over {MAX_BODY_BYTES} bytes"),
                     "415": error_response("unsupported_media_type: the body is not sent as application/json"),
-                    "503": unavailable,
+                    **refused,
                 },
             },
         },
@@ -154,6 +166,12 @@ def _paths() -> dict:
         "/readyz": {"get": {
             "summary": "Readiness: an index is loaded",
             "responses": {"200": json_response(ref("Ready"), "ready to answer"), "503": unavailable},
+        }},
+        "/metrics": {"get": {
+            "summary": "Counters, latency histograms and the served index in the Prometheus text format, "
+                       "summed over all workers",
+            "responses": {"200": {"description": "the metrics", "content": {
+                "text/plain": {"schema": {"type": "string"}}}}},
         }},
         "/api/openapi.json": {"get": {
             "summary": "This document",
@@ -210,7 +228,9 @@ def document(max_top_k: int, api_key: bool = False) -> dict:
             "version": "1.0.0",
             "description": "Passages from Chinese (Simplified and Traditional) and English documents that answer "
                            "a question. Every error is JSON: Error, with a stable `code`. Unknown routes answer "
-                           "404 not_found, wrong methods 405 method_not_allowed, failures 500 internal_error.",
+                           "404 not_found, wrong methods 405 method_not_allowed, failures 500 internal_error. "
+                           "Every response carries X-Request-Id: the request's own (printable ASCII, at most 128 "
+                           "characters) or a new one; error bodies and the service's log lines carry it too.",
         },
         "paths": _paths(),
         "components": {"schemas": {**_schemas(max_top_k), **library_schemas()}},

@@ -24,6 +24,7 @@ from indexer.index_dir import OpenIndex, open_index
 from indexer.keyword import keyword_scores
 from indexer.store import StoredDocument, StoredPassage
 from indexer.vectors import search
+from service import metrics
 from service.batching import QuestionBatcher
 from text.normalize import Language, detect_language, fold_script, normalize
 from text.segment import keyword_tokens
@@ -122,15 +123,17 @@ class Retriever:
         folded = fold_script(question)  # once: OpenCC is pure Python
         # encode first: the less Python runs before it, the more concurrent questions share a batch
         embedded = self._batcher.embed(folded) if vector is None else vector
-        allowed = self.index.store.passage_mask(scope.folder, scope.language)
-        dense = self._dense_scores(embedded, allowed)
-        language = detect_language(question)
-        query_tokens = keyword_tokens(folded.casefold())
-        keyword = self._keyword_scores(query_tokens, allowed)
-        ranked = self._rank(dense, keyword, language, mode)
-        spans = self._cited_spans(ranked, top_k)
-        question_words = set(query_tokens)
-        hits = [self._hit(rank, p, score, question_words) for rank, (p, score) in enumerate(spans, 1)]
+        with metrics.ASK_SECONDS.labels("search").time():
+            allowed = self.index.store.passage_mask(scope.folder, scope.language)
+            dense = self._dense_scores(embedded, allowed)
+            language = detect_language(question)
+            query_tokens = keyword_tokens(folded.casefold())
+            keyword = self._keyword_scores(query_tokens, allowed)
+        with metrics.ASK_SECONDS.labels("fusion").time():
+            ranked = self._rank(dense, keyword, language, mode)
+            spans = self._cited_spans(ranked, top_k)
+            question_words = set(query_tokens)
+            hits = [self._hit(rank, p, score, question_words) for rank, (p, score) in enumerate(spans, 1)]
         return Answer(question, language, hits)
 
     def _cited_spans(self, ranked: list[tuple[int, float]], top_k: int) -> list[tuple[StoredPassage, float]]:

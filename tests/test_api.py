@@ -19,7 +19,8 @@ EN_QUESTION = "How much is the OpenAI and AWS deal worth?"
 def assert_error(response: TestResponse, status: int, code: str) -> None:
     assert response.status_code == status, response.get_data(as_text=True)
     assert response.mimetype == "application/json"
-    assert set(response.json) == {"error"} and set(response.json["error"]) == {"code", "message"}
+    assert set(response.json) == {"error"} and set(response.json["error"]) == {"code", "message", "request_id"}
+    assert response.json["error"]["request_id"] == response.headers["X-Request-Id"]
     assert response.json["error"]["code"] == code
     assert isinstance(response.json["error"]["message"], str) and response.json["error"]["message"]
 

@@ -131,6 +131,29 @@
     });
   }
 
+  /* POST the question; a busy service (503 overloaded, 429 rate_limited) is asked once more after its
+   * Retry-After (seconds, at most 30). A newer question aborts `signal`, which also ends the wait's fetch. */
+  function post(body, signal, retried) {
+    return fetch(form.dataset.api, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "Accept": "application/json" },
+      body: body,
+      signal: signal,
+    }).then(function (response) {
+      return response.json().then(function (answer) {
+        if (response.ok) return answer;
+        var code = answer && answer.error ? answer.error.code : "";
+        if (!retried && (code === "overloaded" || code === "rate_limited")) {
+          var seconds = Math.min(Number(response.headers.get("Retry-After")) || 1, 30);
+          setStatus("busy", [document.createTextNode("繁忙，正在重试 · Busy, retrying…")]);
+          return new Promise(function (resolve) { setTimeout(resolve, seconds * 1000); })
+            .then(function () { return post(body, signal, true); });
+        }
+        throw new Error(answer && answer.error ? answer.error.message : "HTTP " + response.status);
+      });
+    });
+  }
+
   function ask(question) {
     question = question.trim();
     if (!question) {
@@ -152,20 +175,8 @@
     inFlight = controller;
     form.setAttribute("aria-busy", "true");
     setStatus("busy", [document.createTextNode("正在检索… Searching…")]);
-    fetch(form.dataset.api, {
-      method: "POST",
-      headers: { "Content-Type": "application/json", "Accept": "application/json" },
-      body: JSON.stringify(Object.assign({ question: question, top_k: topK }, chosen)),
-      signal: controller.signal,
-    }).then(function (response) {
-      return response.json().then(function (body) {
-        if (!response.ok) {
-          var message = body && body.error ? body.error.message : "HTTP " + response.status;
-          throw new Error(message);
-        }
-        return body;
-      });
-    }).then(function (answer) {
+    var body = JSON.stringify(Object.assign({ question: question, top_k: topK }, chosen));
+    post(body, controller.signal, false).then(function (answer) {
       show(answer, chosen);
     }).catch(function (error) {
       if (error.name === "AbortError") return;
