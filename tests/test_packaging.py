@@ -46,7 +46,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from conftest import free_port
+from conftest import free_port, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "models" / "multilingual-e5-small"
@@ -287,12 +287,7 @@ def test_docqa_serve_serves_the_page_and_the_api(venv: Path, built_index: Path, 
         with urllib.request.urlopen(request, timeout=60) as response:
             assert json.load(response)["passages"][0]["doc_id"] == "lighthouse.txt"
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server)
 
 
 def test_the_pinned_requirements_satisfy_the_dependency_ranges(source: Path) -> None:
