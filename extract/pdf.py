@@ -131,7 +131,7 @@ def _text_layer(page: pdfium.PdfPage) -> Page:
 
 def _line(textpage: pdfium.PdfTextPage, start: int, end: int, raw: str, page_height: float) -> Line | None:
     """A line of the text layer with the box of its first and last visible characters (y downwards)."""
-    text = unify_ideographs(tidy(raw.replace("\ufffe", "-")))
+    text = unify_ideographs(tidy(_pair_surrogates(raw.replace("\ufffe", "-"))))
     if not text:
         return None
     visible = [i for i in range(start, end) if not raw[i - start].isspace()]
@@ -140,6 +140,12 @@ def _line(textpage: pdfium.PdfTextPage, start: int, end: int, raw: str, page_hei
     l1, b1, r1, t1 = textpage.get_charbox(last, loose=True)
     size = pdfium_c.FPDFText_GetFontSize(textpage.raw, first) or (t0 - b0)
     return Line(text, min(l0, l1), max(r0, r1), page_height - max(t0, t1), page_height - min(b0, b1), size)
+
+
+def _pair_surrogates(raw: str) -> str:
+    """Characters outside the BMP (𫚭) come as two char indices, so as two surrogates: join them into one
+    character (a lone one becomes U+FFFD). Boxes are still looked up by char index, on the unjoined text."""
+    return raw.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
 def _title(raw: str) -> str | None:

@@ -208,3 +208,10 @@ def test_wrapped_lines_of_an_indented_quote_are_joined() -> None:
     assert not starts_paragraph(quote[0], quote[1], 4.0)  # a wrap inside the quote
     assert starts_paragraph(body, quote[0], 4.0)  # the quote begins
     assert starts_paragraph(quote[1], after, 4.0)  # and ends
+
+
+def test_characters_outside_the_bmp_are_joined_from_their_surrogate_halves() -> None:
+    """PDFium gives 𫚭 (U+2B6AD, in CMRC 2018) two char indices; the line text must hold one character, and a
+    stray half must not make the file unreadable (it used to raise UnicodeEncodeError further on)."""
+    assert pdf_module._pair_surrogates("甲\ud86d\udeadb乙\ud800") == "甲𫚭b乙\ufffd"
+    assert pdf_module._pair_surrogates("\ud86d\udead").encode("utf-8") == "𫚭".encode("utf-8")
