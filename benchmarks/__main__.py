@@ -1,10 +1,13 @@
-"""`make bench`: the floor, the query path over HTTP, the index build and the vector index at 1M vectors,
-all measured in one run on this machine; writes benchmarks/RESULTS.md, results.json and
+"""`make bench`: the floor, the query path over HTTP, the index build, incremental rebuilds, PDF extraction and
+the vector index at 1M vectors, all measured in one run on this machine; writes benchmarks/RESULTS.md, results.json and
 the plots (plots/*.png).
 
-    PYTHONPATH=. .venv/bin/python -m benchmarks [--quick] [--ann-total N]
+    PYTHONPATH=. .venv/bin/python -m benchmarks [--quick] [--ann-total N] [--only incremental,extraction [--merge]]
 
 --quick: the seed corpus only and 100k ANN vectors (a few minutes; for trying changes, not for RESULTS.md).
+--only: just these sections (incremental rebuilds, PDF extraction), written to benchmarks/.cache/only/ (or
+quick/); --merge also puts them into benchmarks/results.json and regenerates RESULTS.md from it, marked as
+coming from a separate run, the other sections unchanged.
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import ann, corpus, floor, indexing, query, report
+from benchmarks import ann, corpus, extraction, floor, incremental, indexing, query, report
 from benchmarks.loadgen import ROOT
 from evals.datasets import SEED_CORPUS, SEED_QUESTIONS
 from indexer import index_dir
@@ -25,6 +28,8 @@ from indexer.vectors import load_vector_index
 
 HERE = Path(__file__).resolve().parent
 PASSAGE_SAMPLE = 512
+SECTIONS = ("incremental", "extraction")  # the parts `--only` can run alone
+PDF_PAGES, QUICK_PDF_PAGES = 200, 30
 
 
 def seed_questions() -> list[str]:
@@ -83,7 +88,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--ann-total", type=int, default=None)
+    parser.add_argument("--only", type=_sections, default=None, metavar="SECTION[,SECTION]",
+                        help=f"run only these of {', '.join(SECTIONS)}")
+    parser.add_argument("--merge", action="store_true",
+                        help="with --only: merge the sections into benchmarks/results.json and rewrite RESULTS.md")
+    parser.add_argument("--rewrite", action="store_true",
+                        help="measure nothing: regenerate RESULTS.md from benchmarks/results.json")
     args = parser.parse_args()
+    if args.rewrite:
+        return report.write(json.loads((HERE / "results.json").read_text(encoding="utf-8")), HERE, plots=False)
+    if args.merge and (args.only is None or args.quick):
+        parser.error("--merge needs --only and no --quick")
+    if args.only is not None:
+        return main_only(args)
     started, timings = time.perf_counter(), {}
     encoders = encoders_to_measure()
     corpora = {"seed": (SEED_CORPUS, seed_questions())}
@@ -91,6 +108,9 @@ def main() -> None:
         corpora["datasets"] = (corpus.write_corpus(), corpus.questions())
     results = {name: bench_corpus(name, root, questions, encoders, timings) for name, (root, questions) in corpora.items()}
     largest = list(results)[-1]
+    del encoders  # the rebuilds and the PDF build run in child processes; free the models' memory
+    sections = run_sections(SECTIONS, args.quick, timings, largest, corpora[largest][0],
+                            cold=results[largest]["build"])
     with timed(timings, "ANN"):
         base = ann.load_base([corpus.CACHE / f"index-{largest}"])
         total = args.ann_total or (100_000 if args.quick else 1_000_000)
@@ -99,12 +119,59 @@ def main() -> None:
         del result["question_vectors"]
     timings["total"] = time.perf_counter() - started
     document = {"machine": report.machine(), "corpora": results, "ann": {"total": total, "base": len(base),
-                "rows": ann_rows}, "timings": timings, "quick": args.quick}
+                "rows": ann_rows}, **sections, "timings": timings, "quick": args.quick}
     out = corpus.CACHE / "quick" if args.quick else HERE  # a quick run never overwrites RESULTS.md
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(document, indent=1, ensure_ascii=False, default=_plain) + "\n")
     report.write(document, out)
     print(f"[bench] wrote {out.relative_to(ROOT)}/RESULTS.md in {timings['total'] / 60:.1f} min")
+
+
+def run_sections(names, quick: bool, timings: dict, name: str, corpus_root: Path, cold: dict | None = None) -> dict:
+    """Incremental rebuilds of `corpus_root` (reusing its cold build `cold` of corpus.CACHE/index-<name> if
+    given) and the PDF extraction; each result notes when it ran."""
+    sections = {}
+    if "incremental" in names:
+        with timed(timings, f"{name}: incremental rebuilds"):
+            cold_index = corpus.CACHE / f"index-{name}" if cold is not None else None
+            sections["incremental"] = {"corpus_name": name, **incremental.run(corpus_root, name, cold_index, cold)}
+    if "extraction" in names:
+        with timed(timings, "PDF extraction"):
+            sections["extraction"] = extraction.run(QUICK_PDF_PAGES if quick else PDF_PAGES)
+    for section in sections.values():
+        section["date"] = report.machine()["date"]
+    return sections
+
+
+def main_only(args: argparse.Namespace) -> None:
+    started, timings = time.perf_counter(), {}
+    name, root = ("seed", SEED_CORPUS) if args.quick else ("datasets", corpus.write_corpus())
+    sections = run_sections(args.only, args.quick, timings, name, root)
+    timings["total"] = time.perf_counter() - started
+    command = "python -m benchmarks --only " + ",".join(args.only) + (" --quick" if args.quick else "")
+    for section in sections.values():
+        section["separate_run"] = {"command": command, "seconds": timings["total"], "machine": report.machine()}
+    document = {"machine": report.machine(), **sections, "timings": timings, "quick": args.quick}
+    out = corpus.CACHE / ("quick" if args.quick else "only")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(document, indent=1, ensure_ascii=False, default=_plain) + "\n")
+    (out / "RESULTS.md").write_text(report.sections_markdown(document), encoding="utf-8")
+    print(report.sections_markdown(document))
+    print(f"[bench] wrote {out.relative_to(ROOT)}/RESULTS.md in {timings['total'] / 60:.1f} min")
+    if args.merge:
+        merged = json.loads((HERE / "results.json").read_text(encoding="utf-8"))
+        merged.update(sections)
+        (HERE / "results.json").write_text(json.dumps(merged, indent=1, ensure_ascii=False, default=_plain) + "\n")
+        report.write(merged, HERE, plots=False)  # the plots show parts these sections leave alone
+        print(f"[bench] merged {', '.join(sections)} into {(HERE / 'RESULTS.md').relative_to(ROOT)}")
+
+
+def _sections(value: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
+    unknown = [n for n in names if n not in SECTIONS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown section(s) {unknown}; choose from {', '.join(SECTIONS)}")
+    return names
 
 
 def _plain(value):

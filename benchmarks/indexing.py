@@ -40,6 +40,7 @@ def build(corpus: Path, index_root: Path) -> dict:
         "per_second": passages / manifest["build_seconds"],
         "process_seconds": wall,  # also interpreter start-up and loading the model
         "peak_rss_mb": usage.ru_maxrss / 1024,
+        "work": manifest["work"],  # files processed, passages embedded / cached, stage_seconds
     }
 
 
