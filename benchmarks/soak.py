@@ -4,7 +4,7 @@ and the worker's memory growth. Not part of `make test` (`make soak`; benchmarks
     PYTHONPATH=. .venv/bin/python -m benchmarks.soak [--index index] [--seconds 60] [--clients 8]
         [--compare-bound]
 
---compare-bound runs twice against one worker: with the encoder queue bounded (QA_MAX_WAITING, default 32:
+--compare-bound runs twice against one worker: with the encoder queue bounded (QA_MAX_WAITING, default 8:
 questions beyond it are refused at once with 503 and the client waits Retry-After) and unbounded
 (QA_MAX_WAITING=0: every question waits its turn), and prints the two side by side.
 """
@@ -50,10 +50,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--compare-bound", action="store_true",
-                        help="run bounded (QA_MAX_WAITING, default 32) and unbounded (0), side by side")
+                        help="run bounded (QA_MAX_WAITING, default 8) and unbounded (0), side by side")
     args = parser.parse_args()
     questions = [json.loads(line)["question"] for line in QUESTIONS.read_text(encoding="utf-8").splitlines() if line]
-    bound = os.environ.get("QA_MAX_WAITING", "32")
+    bound = os.environ.get("QA_MAX_WAITING", "8")
     runs = {f"bound {bound}": bound, "no bound": "0"} if args.compare_bound else {f"bound {bound}": bound}
     for name, max_waiting in runs.items():
         log = Path(f"/tmp/soak-gunicorn-{os.getpid()}-{max_waiting}.log")
