@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import ann, corpus, extraction, floor, incremental, indexing, query, report
+from benchmarks import ann, corpus, extraction, floor, incremental, indexing, query, report, report_sections
 from benchmarks.loadgen import ROOT
 from evals.datasets import SEED_CORPUS, SEED_QUESTIONS
 from indexer import index_dir
@@ -155,8 +155,8 @@ def main_only(args: argparse.Namespace) -> None:
     out = corpus.CACHE / ("quick" if args.quick else "only")
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(document, indent=1, ensure_ascii=False, default=_plain) + "\n")
-    (out / "RESULTS.md").write_text(report.sections_markdown(document), encoding="utf-8")
-    print(report.sections_markdown(document))
+    (out / "RESULTS.md").write_text(report_sections.sections_markdown(document), encoding="utf-8")
+    print(report_sections.sections_markdown(document))
     print(f"[bench] wrote {out.relative_to(ROOT)}/RESULTS.md in {timings['total'] / 60:.1f} min")
     if args.merge:
         merged = json.loads((HERE / "results.json").read_text(encoding="utf-8"))

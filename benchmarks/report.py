@@ -11,13 +11,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from benchmarks import corpus  # noqa: E402
 from evals.runner import machine_description  # noqa: E402
+from benchmarks.report_sections import EXTRACT_SHARE_MAX, REBUILD_SHARE_MAX, sections_lines  # noqa: E402
 from indexer.vectors import NPROBE, index_spec  # noqa: E402
 
 # The issue's targets; each is a ratio to the floor measured in the same run.
 P50_MAX, P99_MAX, LOAD_MIN, BUILD_MIN = 1.3, 3.0, 0.80, 0.85
 ANN_RECALL_MIN, ANN_P50_MAX_MS, ANN_MEMORY_MAX_MB = 0.95, 20.0, 1024.0
-REBUILD_SHARE_MAX, EXTRACT_SHARE_MAX = 0.05, 0.10
-STAGES = ("read", "store", "embed", "encode", "vectors", "publish")
 
 
 def machine() -> dict[str, str]:
@@ -173,112 +172,6 @@ def build_section(corpora: dict) -> list[str]:
             f"{ratios(result)['build']:.2f} | {b['outside_encode_share']:.1%} | {b['peak_rss_mb']:.0f} | "
             f"{b['process_seconds']:.1f} | {b['vector_index']} |")
     return lines + [""]
-
-
-def sections_markdown(document: dict) -> str:
-    """The sections `python -m benchmarks --only` runs, alone (benchmarks/.cache/only/RESULTS.md)."""
-    m = document["machine"]
-    return "\n".join(["# Benchmarks: separate sections", "",
-                      f"{m['date']}, {m['cpu']}, {m['cores']} cores; took {document['timings']['total'] / 60:.1f} min.",
-                      "", *sections_lines(document)])
-
-
-def sections_lines(document: dict) -> list[str]:
-    lines = []
-    if "incremental" in document:
-        lines += incremental_section(document["incremental"])
-    if "extraction" in document:
-        lines += extraction_section(document["extraction"])
-    return lines
-
-
-def _provenance(section: dict) -> list[str]:
-    run = section.get("separate_run")
-    if run is None:
-        return []
-    m = run.get("machine") or {}
-    where = f" on {m['cpu']}, {m['cores']} cores," if m else ""
-    return [f"*From a separate run, {section['date']}{where} `{run['command']}` ({run['seconds'] / 60:.1f} min, "
-            "no other part of the benchmarks running); its ratios divide numbers of that run only.*", ""]
-
-
-def incremental_section(inc: dict) -> list[str]:
-    cold = inc["cold"]
-    lines = [f"## Incremental rebuilds ({inc['corpus_name']} corpus: {cold['documents']:,} documents, "
-             f"{cold['passages']:,} passages)", "", *_provenance(inc),
-             "A cold build (`python -m indexer build --force`, child process), then on copies of the corpus and "
-             "index (benchmarks/incremental.py): one document added, one changed (a sentence inserted in its "
-             "middle), one deleted, nothing changed. Each rebuild is a fresh process calling `build_index` with "
-             "the CLI's `LazyEncoder`, which loads the model only if some passage must be embedded; *process s* "
-             "is that child's wall time (interpreter start-up, imports, model load), *build s* the manifest's "
-             "`build_seconds` (from the build lock to the switch; includes the lazy model load, which falls in "
-             "embed/encode). Shares divide by the cold build's process and build seconds "
-             f"({cold['process_seconds']:.1f} s and {cold['build_seconds']:.1f} s). Target: ≤ {REBUILD_SHARE_MAX:.0%}.",
-             "", f"Documents: added `{inc['documents']['added from']}` rewritten (sentences reversed), changed "
-             f"`{inc['documents']['changed']}`, deleted `{inc['documents']['deleted']}`.", "",
-             "| change | process s | share of cold (process) | build s | share of cold (build) | met | model load s | "
-             "files processed | passages embedded / cached | " + " / ".join(STAGES) + " s |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    work = cold["work"]
-    lines.append(f"| cold build (--force) | {cold['process_seconds']:.1f} | 100% | {cold['build_seconds']:.1f} | 100% "
-                 f"| – | (in process s) | {work['files_processed']:,} | {work['passages_embedded']:,} / "
-                 f"{work['passages_cached']:,} | {_stages(work['stage_seconds'])} |")
-    for row in inc["rebuilds"]:
-        share = row["share_of_cold_process"]
-        build = "–" if row.get("build_seconds") is None else f"{row['build_seconds']:.2f}"
-        build_share = "–" if row.get("share_of_cold_build") is None else f"{row['share_of_cold_build']:.1%}"
-        lines.append(
-            f"| {row['change']} | {row['process_seconds']:.1f} | {share:.1%} | {build} | {build_share} | "
-            f"{'yes' if share <= REBUILD_SHARE_MAX else '**no**'} | {row['model_load_seconds']:.1f} | "
-            f"{row['files_processed']} | {row['passages_embedded']} / {row['passages_cached']:,} | "
-            f"{_stages(row['stage_seconds']) if row['stage_seconds'] else 'up to date: no build'} |")
-    for row in inc.get("rerun", {}).get("rows", []):
-        lines.append(
-            f"| {row['change']} (rerun†) | {row['process_seconds']:.1f} | "
-            f"{row['process_seconds'] / cold['process_seconds']:.1%} | {row['build_seconds']:.2f} | "
-            f"{row['build_seconds'] / cold['build_seconds']:.1%} | – | {row['model_load_seconds']:.1f} | "
-            f"{row['files_processed']} | {row['passages_embedded']} / {row['passages_cached']:,} | "
-            f"{_stages(row['stage_seconds'])} |")
-    lines += ["", "Stages are the manifest's `stage_seconds`: `encode` is the part of `embed` inside the model (with "
-              "the lazy model load); the manifest is written before `publish`, so that stage has no figure. The "
-              "child's start-up and imports (process s − `build_index`'s own seconds): " + ", ".join(
-                  f"{row['process_seconds'] - row['build_index_seconds']:.1f} s" for row in inc["rebuilds"]
-                  if "build_index_seconds" in row) + ".", ""]
-    if inc.get("note"):
-        lines += [inc["note"], ""]
-    lines += ["| cache (INDEX/cache/) | after | entries | on disk MB (db + -wal + -shm) | KB per entry | "
-              "MB per 10k passages of the index |", "|---|---|---|---|---|---|"]
-    for when, caches in (("cold build", inc["caches_after_cold"]), ("the rebuilds", inc["caches_after"])):
-        for name in ("embeddings", "documents"):
-            c = caches[name]
-            files = " + ".join(f"{b / 2**20:.1f}" for b in c["files"].values())
-            per_entry = c["bytes"] / 1024 / c["entries"] if c["entries"] else 0.0
-            lines.append(f"| {name}.sqlite | {when} | {c['entries']:,} | {c['bytes'] / 2**20:.1f} ({files}) | "
-                         f"{per_entry:.1f} | {c['mb_per_10k_passages']:.1f} |")
-    return lines + [""]
-
-
-def _stages(seconds: dict) -> str:
-    return " / ".join(f"{seconds[s]:.2f}" if s in seconds else "–" for s in STAGES)
-
-
-def extraction_section(ex: dict) -> list[str]:
-    b = ex["build"]
-    stages = b["work"]["stage_seconds"]
-    ok = ex["read_share"] <= EXTRACT_SHARE_MAX
-    return [f"## PDF extraction ({ex['pages']}-page Chinese PDF)", "", *_provenance(ex),
-            f"`{ex['pdf']}` ({ex['bytes'] / 2**20:.1f} MB, {ex['characters']:,} characters extracted), printed by "
-            "headless Chromium from distinct dataset paragraphs (benchmarks/extraction.py). `extract.extract(data, "
-            f"\"pdf\")` in this process, median of {len(ex['extract_seconds'])}; then a cold build of a folder holding "
-            "only that PDF (`python -m indexer build --force`, child process): the `read` stage is extraction, "
-            "cleaning, chunking and tokenizing in a worker process. Target: read ≤ "
-            f"{EXTRACT_SHARE_MAX:.0%} of the build.", "",
-            "| pages | extract s (median) | pages/s | passages | build s | read s | read share | met | encode share | "
-            "outside encode | " + " / ".join(STAGES) + " s |", "|---|---|---|---|---|---|---|---|---|---|---|",
-            f"| {ex['pages']} | {ex['extract_median_seconds']:.2f} | {ex['pages_per_second']:.0f} | {b['passages']:,} | "
-            f"{b['build_seconds']:.1f} | {stages.get('read', 0):.2f} | {ex['read_share']:.1%} | "
-            f"{'yes' if ok else '**no**'} | {ex['encode_share']:.1%} | {ex['outside_encode_share']:.1%} | "
-            f"{_stages(stages)} |", "", *([ex["note"], ""] if ex.get("note") else [])]
 
 
 def ann_section(ann: dict) -> list[str]:
