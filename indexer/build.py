@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -129,6 +130,7 @@ class _Build:
         finally:
             documents.close()
             embeddings.close()
+            shutil.rmtree(tmp, ignore_errors=True)  # a build that failed leaves nothing behind (published: gone)
         self.progress.stage = "done"
         self.report(self.progress)
         return BuildResult(build, manifest)

@@ -90,3 +90,12 @@ def test_build_killed_midway_leaves_the_previous_index_current(tmp_path, embedde
     assert json.loads((first / "manifest.json").read_text())["build_id"] == reopened.build_id
     build_index(corpus, root, embedder, progress=False)  # the next build cleans the leftovers up
     assert not list((root / "builds").glob(".tmp-*"))
+
+
+def test_a_failed_build_leaves_no_temporary_folder(tmp_path, embedder):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "empty.txt").write_bytes(b"")
+    with pytest.raises(ValueError, match="no indexable text"):
+        build_index(corpus, tmp_path / "index", embedder, progress=False)
+    assert list((tmp_path / "index" / "builds").iterdir()) == []
