@@ -67,9 +67,6 @@ class _GenerationalCache:
             self._db.execute("PRAGMA incremental_vacuum")
         return dropped
 
-    def count(self) -> int:
-        return self._db.execute(f"SELECT count(*) FROM {self._table}").fetchone()[0]
-
     def close(self) -> None:
         self._db.commit()
         self._db.close()

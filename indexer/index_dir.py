@@ -57,15 +57,12 @@ def new_build_dir(root: Path, build_id: str) -> Path:
     return tmp
 
 
-def remove_stale_temporaries(root: Path) -> list[Path]:
+def remove_stale_temporaries(root: Path) -> None:
     """Remove the .tmp folders of builds that died; call only while holding the build lock."""
-    removed = []
     for tmp in builds_dir(root).glob(".tmp-*") if builds_dir(root).is_dir() else []:
         pid = tmp.name.rpartition("-")[2]
         if not (pid.isdigit() and int(pid) != os.getpid() and is_alive(int(pid))):
             shutil.rmtree(tmp, ignore_errors=True)
-            removed.append(tmp)
-    return removed
 
 
 def publish(root: Path, tmp: Path, build_id: str) -> Path:
