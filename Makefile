@@ -61,9 +61,10 @@ ocr:
 			tesseract-ocr tesseract-ocr-chi-sim tesseract-ocr-chi-tra tesseract-ocr-eng; \
 	fi
 
-# Retrieval accuracy (evals/README.md): every set, or one with SET=xquad|drcd|cmrc|seed.
+# Retrieval accuracy (evals/README.md): every set, or one with SET=xquad|drcd|cmrc|seed; STORE=milvus asks a
+# Milvus Lite server (started and stopped by the run) instead of the embedded store.
 eval: model
-	$(PY) -m evals $(if $(SET),--set $(SET),)
+	$(PY) -m evals $(if $(SET),--set $(SET),) $(if $(STORE),--store $(STORE),)
 
 # 64 clients for 60 s against one gunicorn worker over $(INDEX), with the waiting-questions bound on and then off
 # (QA_MAX_WAITING): answered and refused shares, latency, errors, worker memory growth (benchmarks/README.md).

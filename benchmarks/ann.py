@@ -36,7 +36,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from indexer.vectors import build_vector_index, ivf_nlist  # noqa: E402
+from stores.faiss_index import build_vector_index, ivf_nlist  # noqa: E402
 
 EVAL_CACHES = ("drcd-dev", "cmrc-trial", "xquad-zh", "xquad-en")
 DEFAULT_INDEXES = [ROOT / "evals" / ".cache" / f"{name}-160u" for name in EVAL_CACHES]

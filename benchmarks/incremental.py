@@ -29,7 +29,7 @@ from pathlib import Path
 from benchmarks import indexing
 from benchmarks.corpus import CACHE
 from benchmarks.loadgen import ROOT
-from indexer import index_dir
+from stores import index_dir
 from indexer.caches import CACHE_DIR
 
 ADDED = "bench-added/new-document.txt"

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 from benchmarks.loadgen import ROOT
-from indexer import index_dir
-from indexer.store import StoreReader
+from stores import index_dir
+from stores.sqlite import SqliteReader
 
 
 def build(corpus: Path, index_root: Path) -> dict:
@@ -46,7 +46,7 @@ def build(corpus: Path, index_root: Path) -> dict:
 
 def sample_passages(index_root: Path, count: int, seed: int = 0) -> list[str]:
     """A random sample of the built passages' texts as the indexer embeds them (script-folded)."""
-    store = StoreReader(index_dir.current_build(index_root) / index_dir.STORE)
+    store = SqliteReader(index_dir.current_build(index_root) / index_dir.STORE)
     ids = random.Random(seed).sample(range(store.passage_count), min(count, store.passage_count))
     passages = store.passages(ids)
     return [passages[i].folded for i in ids]

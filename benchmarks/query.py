@@ -12,8 +12,9 @@ LOAD_REQUESTS = 1200  # per concurrency level, or LOAD_SECONDS, whichever ends f
 LOAD_SECONDS = 45
 
 
-def measure(index_root: Path, questions: list[str], log: Path, clients: tuple[int, ...] = CLIENTS) -> dict:
-    with serving(index_root, log) as (address, server):
+def measure(index_root: Path, questions: list[str], log: Path, clients: tuple[int, ...] = CLIENTS, **env: str) -> dict:
+    """`env`: the service's settings beyond QA_INDEX (QA_MILVUS_URI to serve a Milvus collection)."""
+    with serving(index_root, log, **env) as (address, server):
         warm = Client(address)
         for question in questions[:10]:  # the worker warmed itself up at start; this warms the connection path
             warm.ask(question)

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from benchmarks import corpus  # noqa: E402
 from evals.runner import machine_description  # noqa: E402
 from benchmarks.report_sections import EXTRACT_SHARE_MAX, REBUILD_SHARE_MAX, sections_lines  # noqa: E402
-from indexer.vectors import NPROBE, index_spec  # noqa: E402
+from stores.faiss_index import NPROBE, index_spec  # noqa: E402
 
 # The issue's targets; each is a ratio to the floor measured in the same run.
 P50_MAX, P99_MAX, LOAD_MIN, BUILD_MIN = 1.3, 3.0, 0.80, 0.85
@@ -51,7 +51,7 @@ def ratios(result: dict) -> dict[str, float]:
 
 
 def chosen_ann(rows: list[dict], total: int) -> dict | None:
-    """The row of what the indexer builds at this size (indexer/vectors.py), if it was measured."""
+    """The row of what the indexer builds at this size (stores/faiss_index.py), if it was measured."""
     spec, params = index_spec(total), f"nprobe={NPROBE}"
     return next((r for r in rows if r["spec"] == spec and r["params"] in (params, "")), None)
 

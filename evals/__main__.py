@@ -1,10 +1,15 @@
 """python -m evals [--set xquad|drcd|cmrc|seed|formats ...] [--limit N] [--rebuild] [--datasets DIR] [--model M]
-                 [--backend torch|onnx|onnx-int8] [--report NAME]"""
+                 [--backend torch|onnx|onnx-int8] [--report NAME] [--store embedded|milvus]
+
+--store milvus starts a Milvus Lite server (data in evals/.cache/milvus/) and evaluates every row over a Milvus
+collection per corpus instead of the embedded store, reached over HTTP as a Milvus cluster would be."""
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything is local: fail fast instead of waiting on the hub
@@ -28,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="how the model runs (default: $QA_BACKEND, else torch)")
     parser.add_argument("--report", default=None, metavar="NAME",
                         help="write evals/results/NAME.md (default: latest, or the backend's name if not torch)")
+    parser.add_argument("--store", choices=("embedded", "milvus"), default="embedded",
+                        help="the passage store the rows are asked against (default: embedded)")
     parser.add_argument("--passage-units", type=int, default=None, metavar="N",
                         help="index with passages of N units instead of the indexer's default (experiments)")
     args = parser.parse_args(argv)
@@ -50,10 +57,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(error))
     # a non-default backend's run must not replace latest.md, the shipped configuration's results
     report_name = args.report or ("latest" if backend in EXACT_BACKENDS else backend)
+    if args.store != "embedded":
+        report_name = args.report or f"{report_name}-{args.store}".removeprefix("latest-")
     try:
         chunking = Chunking.of(args.passage_units) if args.passage_units else Chunking()
-        result = run(sets, args.datasets, args.limit, args.rebuild, model=args.model, chunking=chunking,
-                     backend=backend)
+        with _store(args.store) as store:
+            result = run(sets, args.datasets, args.limit, args.rebuild, model=args.model, chunking=chunking,
+                         backend=backend, store=store)
     except ModelMissingError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -61,6 +71,18 @@ def main(argv: list[str] | None = None) -> int:
     json_path, md_path = report.write(result, name=report_name)
     print(f"\nwrote {json_path} and {md_path}")
     return 0
+
+
+@contextmanager
+def _store(name: str) -> Iterator:
+    if name == "embedded":
+        yield None
+        return
+    from evals.runner import CACHE_ROOT, StoreChoice
+    from stores.milvus_server import MilvusServer
+
+    with MilvusServer(CACHE_ROOT / "milvus") as server:
+        yield StoreChoice(name, server.uri)
 
 
 if __name__ == "__main__":

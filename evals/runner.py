@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
-import shutil
+import re
 import sys
 import tempfile
 import time
@@ -26,7 +26,8 @@ from tqdm import tqdm
 from evals import formats
 from evals.datasets import DEFAULT_DATASETS, PROJECT_ROOT, Corpus, Query, Row, load_rows
 from evals.metrics import CUTOFF, first_relevant_rank, share, summarize
-from indexer import index_dir
+from stores.contract import FORMAT_VERSION, IndexUnusable, StoreLocation
+from stores.embedded import EmbeddedLocation
 from indexer.build import build_index
 from indexer.embedding import Embedder, load_embedder
 from indexer.passages import Chunking
@@ -37,7 +38,7 @@ ANSWER_K = 5
 ENCODE_BATCH = 64
 CACHE_ROOT = PROJECT_ROOT / "evals" / ".cache"
 KEY_FILE = "eval-cache-key"
-INDEXER_SOURCES = ("text", "extract", "indexer")  # extract/: what the formats set's PDF, .docx and HTML become
+INDEXER_SOURCES = ("text", "extract", "indexer", "stores")  # extract/: what the formats set's PDF, .docx and HTML become
 
 
 @dataclass
@@ -92,7 +93,7 @@ def source_hash(root: Path = PROJECT_ROOT, folders: tuple[str, ...] = INDEXER_SO
 
 def index_key(corpus: Corpus, model_id: str, chunking: Chunking) -> str:
     parts = [corpus.fingerprint(), model_id, str(chunking.target_units), str(chunking.overlap_units),
-             str(index_dir.FORMAT_VERSION), source_hash()]
+             str(FORMAT_VERSION), source_hash()]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
@@ -103,28 +104,44 @@ def cache_dir(cache_root: Path, corpus: Corpus, embedder: Embedder, chunking: Ch
 
 
 def cached_retriever(corpus: Corpus, embedder: Embedder, cache_root: Path = CACHE_ROOT,
-                     rebuild: bool = False, chunking: Chunking = Chunking()) -> tuple[Retriever, bool]:
-    """The corpus's index from the cache if its key still matches (True), else built afresh and cached."""
+                     rebuild: bool = False, chunking: Chunking = Chunking(),
+                     store: StoreChoice | None = None) -> tuple[Retriever, bool]:
+    """The corpus's index from the cache if its key still matches (True), else built again and cached. A build
+    after a code change is incremental: the folder's document and embedding caches are keyed by content and
+    pipeline version, so only what the change affects is re-read or re-encoded (--rebuild: everything)."""
     root = cache_dir(cache_root, corpus, embedder, chunking)
-    key = index_key(corpus, embedder.model_id, chunking)
-    key_file = root / KEY_FILE
+    location = store.location(root) if store else EmbeddedLocation(root)
+    key = index_key(corpus, embedder.model_id, chunking) + (store.name if store else "")
+    key_file = root / (KEY_FILE + (f"-{store.name}" if store else ""))
     if not rebuild and key_file.is_file() and key_file.read_text() == key:
         try:
-            return _open(root, embedder), True
-        except index_dir.IndexUnusable as error:
-            print(f"cached index {root} unusable ({error}); rebuilding", file=sys.stderr)
-    shutil.rmtree(root, ignore_errors=True)
+            return _open(location, embedder), True
+        except IndexUnusable as error:
+            print(f"cached index {location} unusable ({error}); rebuilding", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix=f"eval-{corpus.name}-") as tmp:
         corpus.write(Path(tmp))
-        print(f"indexing {corpus.name} ({len(corpus.files)} documents)", file=sys.stderr)
-        result = build_index(Path(tmp), root, embedder, progress=True, chunking=chunking)
+        print(f"indexing {corpus.name} ({len(corpus.files)} documents) into {location}", file=sys.stderr)
+        result = build_index(Path(tmp), root, embedder, progress=True, chunking=chunking, force=rebuild,
+                             location=location)
     print(result.summary(), file=sys.stderr)
     key_file.write_text(key)
-    return _open(root, embedder), False
+    return _open(location, embedder), False
 
 
-def _open(root: Path, embedder: Embedder) -> Retriever:
-    return Retriever(index_dir.open_index(root, embedder.model_id, embedder.dim), embedder)
+@dataclass(frozen=True)
+class StoreChoice:
+    """A store other than the embedded one for every eval index: a Milvus server, one collection per corpus."""
+    name: str
+    uri: str
+
+    def location(self, root: Path) -> StoreLocation:
+        from stores.milvus import MilvusLocation
+
+        return MilvusLocation(self.uri, re.sub(r"\W", "_", f"eval_{root.name}"))
+
+
+def _open(location: StoreLocation, embedder: Embedder) -> Retriever:
+    return Retriever(location.open(embedder.model_id, embedder.dim), embedder)
 
 
 class QuestionEncoder:
@@ -149,7 +166,8 @@ def pdf_pages(retriever: Retriever, row: Row, doc_id: str) -> tuple[str, ...]:
     """Each page's text (normalized, no whitespace) of a PDF in the row's corpus, from the extractor's page_starts;
     checked against the text the index's offsets point into, so the pages are the ones hits were numbered by."""
     original, pages = formats.pdf_pages(row.corpus.files[doc_id])
-    if retriever.index.store.original(doc_id) != original:
+    stored = retriever.store.document(doc_id)
+    if stored is None or stored.extracted_text != original:
         raise RuntimeError(f"{doc_id}: re-extracted text differs from the index's; rebuild (--rebuild)")
     return pages
 
@@ -186,7 +204,8 @@ def evaluate_row(retriever: Retriever, row: Row, encoder: QuestionEncoder) -> Ro
 
 
 def evaluate_rows(rows: list[Row], embedder: Embedder, encoder: QuestionEncoder, cache_root: Path = CACHE_ROOT,
-                  rebuild: bool = False, chunking: Chunking = Chunking()) -> tuple[list[RowResult], dict[str, IndexInfo]]:
+                  rebuild: bool = False, chunking: Chunking = Chunking(),
+                  store: StoreChoice | None = None) -> tuple[list[RowResult], dict[str, IndexInfo]]:
     """Every row over its corpus's index (each corpus indexed once); also what each index is."""
     retrievers: dict[str, Retriever] = {}
     indexes: dict[str, IndexInfo] = {}
@@ -194,21 +213,21 @@ def evaluate_rows(rows: list[Row], embedder: Embedder, encoder: QuestionEncoder,
     for row in rows:
         name = row.corpus.name
         if name not in retrievers:
-            retrievers[name], cached = cached_retriever(row.corpus, embedder, cache_root, rebuild, chunking)
+            retrievers[name], cached = cached_retriever(row.corpus, embedder, cache_root, rebuild, chunking, store)
             indexes[name] = IndexInfo(retrievers[name].passage_count,
-                                      retrievers[name].index.manifest["build_seconds"], cached)
+                                      retrievers[name].store.manifest["build_seconds"], cached)
         results.append(evaluate_row(retrievers[name], row, encoder))
     return results, indexes
 
 
 def run(sets: list[str], datasets: Path = DEFAULT_DATASETS, limit: int | None = None, rebuild: bool = False,
         cache_root: Path = CACHE_ROOT, model: str | None = None, chunking: Chunking = Chunking(),
-        backend: str | None = None) -> RunResult:
+        backend: str | None = None, store: StoreChoice | None = None) -> RunResult:
     """The named sets end to end; the wall time counts loading the model and data, indexing and asking."""
     started, clock = datetime.now(timezone.utc), time.perf_counter()
     embedder = load_embedder(model, backend)
     rows = [row.limited(limit) for name in sets for row in load_rows(name, datasets)]
-    results, indexes = evaluate_rows(rows, embedder, QuestionEncoder(), cache_root, rebuild, chunking)
+    results, indexes = evaluate_rows(rows, embedder, QuestionEncoder(), cache_root, rebuild, chunking, store)
     return RunResult(
         started=started.isoformat(timespec="seconds"),
         seconds=round(time.perf_counter() - clock, 1),

@@ -1,10 +1,12 @@
 """python -m indexer build --corpus DIR --index DIR [--model M] [--backend torch|onnx|onnx-int8] [--max-file-mb N]
-[--max-pages N] [--file-timeout S] [--force] [--no-wait]
+[--max-pages N] [--file-timeout S] [--force] [--no-wait] [--milvus-uri URI [--collection NAME]] [--ray local|auto|ADDRESS]
 
 Incremental: only files whose bytes changed are read again and only passages never embedded are encoded
 (caches in INDEX/cache/). One build at a time per index: a second one waits for the first, or with --no-wait
-exits at once with status 75. Exit status: 0 built or up to date, 1 nothing indexable, 2 bad arguments or
-no model, 75 another build holds the index."""
+exits at once with status 75. With --milvus-uri the build goes into a Milvus collection, updated in place
+(INDEX then holds only the caches, the lock and the jobs); with --ray the passages are embedded on Ray. Exit
+status: 0 built or up to date, 1 nothing indexable, 2 bad arguments or no model, 3 the store did not answer,
+75 another build holds the index."""
 from __future__ import annotations
 
 import argparse
@@ -41,6 +43,12 @@ def main(argv: list[str] | None = None) -> int:
                        help="if another build is running on this index, exit at once (status 75) instead of waiting")
     build.add_argument("--jobs", action="store_true",
                        help="report progress into the queued jobs of INDEX/jobs (uploads and deletions over HTTP)")
+    build.add_argument("--milvus-uri", default=None,
+                       help="build into a Milvus collection, e.g. http://127.0.0.1:19530 (default: $QA_MILVUS_URI; "
+                            "token: $QA_MILVUS_TOKEN)")
+    build.add_argument("--collection", default=None, help="the Milvus collection (default: $QA_COLLECTION or passages)")
+    build.add_argument("--ray", default=None, metavar="local|auto|ADDRESS",
+                       help="embed passages on Ray: a local Ray on this machine's cores, the cluster Ray finds, or one address")
     build.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
 
@@ -70,8 +78,13 @@ def main(argv: list[str] | None = None) -> int:
         backend = configured_backend(args.backend)
     except ValueError as error:
         parser.error(str(error))
+    from stores import StoreConfig, locate
+    from stores.contract import StoreUnavailable
+
+    location = locate(StoreConfig.from_env(args.index, args.milvus_uri, args.collection))
+
     def up_to_date() -> bool:
-        return is_up_to_date(args.corpus, args.index, model_id(model, backend), chunking, max_bytes, limits)
+        return is_up_to_date(args.corpus, location, model_id(model, backend), chunking, max_bytes, limits)
 
     if not args.force and not args.jobs and up_to_date():
         print(f"index at {args.index} is up to date with {args.corpus} (use --force to rebuild)")
@@ -82,13 +95,20 @@ def main(argv: list[str] | None = None) -> int:
         if jobs is not None and jobs.claim() == 0 and not args.force and up_to_date():
             raise NothingQueued
 
+    encoder = LazyEncoder(model, backend)
+    engine = _ray_engine(args.ray, model, backend) if args.ray else None
     try:
         result = build_index(
-            args.corpus, args.index, LazyEncoder(model, backend), progress=not args.quiet, chunking=chunking,
+            args.corpus, args.index, encoder, progress=not args.quiet, chunking=chunking,
             max_file_bytes=max_bytes, limits=limits, force=args.force, wait=not args.no_wait, file_timeout=timeout,
             report=jobs.report if jobs else None, on_wait=_say_waiting(args.index),
-            before=claim_jobs,
+            before=claim_jobs, location=location, engine=engine,
         )
+    except StoreUnavailable as error:
+        if jobs:
+            jobs.fail(str(error))
+        print(f"error: {error}; run the build again when the store answers", file=sys.stderr)
+        return EXIT_STORE
     except NothingQueued:
         print("no queued jobs and the index is up to date: an earlier build took them")
         return 0
@@ -100,13 +120,23 @@ def main(argv: list[str] | None = None) -> int:
             jobs.fail(str(error))
         print(f"error: {error}; the previous index (if any) is still current", file=sys.stderr)
         return 1 if isinstance(error, ValueError) else 2
+    finally:
+        if engine is not None:
+            engine.close()
     if jobs:
         jobs.finish(result.manifest)
     print(result.summary())
     return 0
 
 
+EXIT_STORE = 3  # the store (a Milvus server) did not answer
 EXIT_LOCKED = 75  # EX_TEMPFAIL: another build holds the index
+
+
+def _ray_engine(address: str, model: str, backend: str):
+    from indexer.ray_embedding import RayEngine  # Ray is imported only with --ray
+
+    return RayEngine(address, model, backend)
 
 
 def _say_waiting(index: Path):

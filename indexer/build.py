@@ -1,26 +1,28 @@
-"""Build an index from a corpus folder, doing only the work of what changed since the last build.
+"""Build an index from a corpus folder into a store (stores/), doing only the work of what changed.
 
   1. read     walk the corpus, hash every file; a file whose bytes were processed before (same pipeline
               version) comes from the document cache, the others are extracted, cleaned, chunked and
               tokenized in worker processes under a per-file time limit (indexer/workers.py)
-  2. store    write a new snapshot in corpus order: SQLite passage store and BM25 from the processed documents
-  3. embed    vectors from the embedding cache; only passages whose folded text was never embedded by this
-              encoder are encoded (the model is loaded only then)
-  4. publish  FAISS index, manifest, atomic switch of INDEX/current; the caches drop entries neither this nor
-              the previous build used
+  2. plan     compare each document's version (its bytes, the pipeline, its metadata, the encoder) with what
+              the store holds: a snapshot store (embedded) holds nothing, so every document is written; an
+              in-place store (Milvus) gets only the new and changed documents, and deletes the gone ones
+  3. embed    passages of the documents to write whose folded text this encoder never embedded are encoded
+              (in process, or on Ray with --ray) into the embedding cache; the model loads only then
+  4. store    the documents to write go to the store with their vectors from the cache, in corpus order
+  5. publish  the store makes the build the served one (embedded: FAISS + BM25 + atomic switch of
+              INDEX/current); the caches drop entries neither this nor the previous build used
 
 The whole build holds INDEX/.build.lock, so builds of one index never overlap. `force` ignores both caches
-(it re-reads and re-embeds everything) and refills them. Because every snapshot is written in the same
-order from the same processed documents, an incremental build equals a forced one.
+and what the store holds (it re-reads, re-embeds and re-writes everything) and refills them. Because every
+snapshot is written in the same order from the same processed documents, an incremental build equals a forced one.
 """
 from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -28,21 +30,18 @@ import numpy as np
 from tqdm import tqdm
 
 from extract import Limits
-from indexer import index_dir
 from indexer.caches import DocumentCache, EmbeddingCache
 from indexer.documents import DEFAULT_MAX_BYTES, CorpusFile, CorpusReport, iter_corpus_files, read_corpus
-from indexer.embedding import Encoder
+from indexer.embedding import Encoder, InProcessEngine, PassageEngine
 from indexer.freshness import corpus_fingerprint
-from indexer.keyword import VocabularyBuilder, save_keyword_index
 from indexer.lock import build_lock
 from indexer.passages import Chunking
 from indexer.process import Settings, pipeline_version
-from indexer.store import DocumentMeta, StoreWriter
-from indexer.vectors import build_vector_index, index_spec, save_vector_index
 from indexer.workers import DEFAULT_TIMEOUT, DocumentWorkers, Task
+from stores.contract import FORMAT_VERSION, DocumentMeta, StoreLocation, StoreWriter
+from stores.embedded import EmbeddedLocation
 
-EMBED_READ_BATCH = 256
-_FAILED = b"!"  # a document-cache value starting with this is the reason the file could not be read
+EMBED_LOOKUP_DOCUMENTS = 64  # documents whose passages are looked up in the embedding cache at a time
 _NOT_CACHED = ("took longer", "crashed")  # reasons that depend on the machine's load, not the file: retried
 
 
@@ -56,12 +55,14 @@ class Progress:
     passages_total: int = 0
     passages_embedded: int = 0  # encoded now
     passages_cached: int = 0  # taken from the embedding cache
+    documents_written: int = 0  # new or changed in the store (a snapshot store: all)
+    documents_deleted: int = 0  # gone from the corpus, removed from an in-place store
     seconds: dict[str, float] = field(default_factory=dict)  # per stage
 
 
 @dataclass(frozen=True)
 class BuildResult:
-    build: Path
+    where: str  # the store's description of the published build: its folder, or the Milvus collection
     manifest: dict
 
     def summary(self) -> str:
@@ -82,25 +83,39 @@ def build_index(corpus: Path, root: Path, embedder: Encoder, progress: bool = Tr
                 force: bool = False, wait: bool = True, file_timeout: float = DEFAULT_TIMEOUT,
                 report: Callable[[Progress], None] | None = None,
                 on_wait: Callable[[int | None], None] | None = None,
-                before: Callable[[], None] | None = None) -> BuildResult:
-    """Build and publish; raises ValueError when nothing is indexable, indexer.lock.BuildLocked when
-    another build runs and `wait` is False. `before` runs once the lock is held (jobs claim their work)."""
+                before: Callable[[], None] | None = None,
+                location: StoreLocation | None = None, engine: PassageEngine | None = None) -> BuildResult:
+    """Build and publish into `location` (default: the embedded store at `root`, which also holds the caches,
+    the lock and the jobs); `engine` encodes passages (default: `embedder`, in this process). Raises ValueError
+    when nothing is indexable, indexer.lock.BuildLocked when another build runs and `wait` is False. `before`
+    runs once the lock is held (jobs claim their work)."""
     with build_lock(root, wait, on_wait):
         if before is not None:
             before()
-        index_dir.remove_stale_temporaries(root)
-        builder = _Build(corpus, root, embedder, Settings(chunking, limits), max_file_bytes, force, file_timeout,
-                         report or (lambda p: None), progress)
+        builder = _Build(corpus, root, location or EmbeddedLocation(root), embedder, engine or InProcessEngine(embedder),
+                         Settings(chunking, limits), max_file_bytes, force, file_timeout, report or (lambda p: None),
+                         progress)
         return builder.run()
 
 
+@dataclass(frozen=True)
+class _Readable:
+    """A corpus file the document cache holds a processed form of, and the version it would be stored as."""
+    file: CorpusFile
+    meta: DocumentMeta
+    key: bytes  # in the document cache
+    version: str
+
+
 class _Build:
-    def __init__(self, corpus: Path, root: Path, embedder: Encoder, settings: Settings, max_file_bytes: int,
-                 force: bool, file_timeout: float, report: Callable[[Progress], None], bar: bool) -> None:
-        self.corpus, self.root, self.embedder, self.settings = corpus, root, embedder, settings
-        self.max_file_bytes, self.force, self.file_timeout, self.report, self.bar = (
-            max_file_bytes, force, file_timeout, report, bar)
+    def __init__(self, corpus: Path, root: Path, location: StoreLocation, embedder: Encoder, engine: PassageEngine,
+                 settings: Settings, max_file_bytes: int, force: bool, file_timeout: float,
+                 report: Callable[[Progress], None], bar: bool) -> None:
+        self.corpus, self.root, self.location, self.embedder, self.engine = corpus, root, location, embedder, engine
+        self.settings, self.max_file_bytes, self.force, self.file_timeout, self.report, self.bar = (
+            settings, max_file_bytes, force, file_timeout, report, bar)
         self.pipeline = pipeline_version(settings)
+        self.encoder = embedder.identity or embedder.model_id
         self.progress = Progress()
         self.corpus_report = CorpusReport()
         self.build_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
@@ -109,31 +124,35 @@ class _Build:
         started = time.perf_counter()
         fingerprint = corpus_fingerprint(self.corpus)
         documents = DocumentCache(self.root)
-        embeddings = EmbeddingCache(self.root, self.embedder.identity or self.embedder.model_id)
-        tmp = index_dir.new_build_dir(self.root, self.build_id)
+        embeddings = EmbeddingCache(self.root, self.encoder)
+        writer: StoreWriter | None = None
         try:
             with self._stage("read"):
-                files = self._read(documents)
-            with self._stage("store"):
-                store, metas = self._write_store(files, documents, tmp)
+                readable = self._readable(self._read(documents), documents)
+            with self._stage("plan"):
+                writer = self.location.writer(self.build_id, self.embedder.model_id)
+                stored = writer.stored()
+                changed = [r for r in readable if self.force or stored.get(r.meta.doc_id) != r.version]
+                gone = sorted(stored.keys() - {r.meta.doc_id for r in readable})
             with self._stage("embed"):
-                dim = self._embed(store, embeddings, tmp)
-            with self._stage("vectors"):
-                spec = self._vector_index(tmp, dim)
-            store.close()
-            manifest = self._manifest(metas, store.passage_count, dim, spec, fingerprint, time.perf_counter() - started)
-            index_dir.write_manifest(tmp, manifest)
+                self._embed_missing(changed, documents, embeddings)
+            with self._stage("store"):
+                self._write(writer, changed, gone, documents, embeddings)
+            with self._stage("seal"):
+                sealed = writer.seal()
+            manifest = self._manifest(readable, sealed, fingerprint, time.perf_counter() - started)
             with self._stage("publish"):
-                build = index_dir.publish(self.root, tmp, self.build_id)
+                where = writer.publish(manifest)
                 documents.published()
                 embeddings.published()
         finally:
+            if writer is not None:
+                writer.close()
             documents.close()
             embeddings.close()
-            shutil.rmtree(tmp, ignore_errors=True)  # a build that failed leaves nothing behind (published: gone)
         self.progress.stage = "done"
         self.report(self.progress)
-        return BuildResult(build, manifest)
+        return BuildResult(where, manifest)
 
     def _stage(self, name: str) -> _Timed:
         self.progress.stage = name
@@ -163,13 +182,64 @@ class _Build:
                 if isinstance(result, str) and result.startswith(_NOT_CACHED):
                     self.corpus_report.skip(task.doc_id, result)
                 elif isinstance(result, str):  # this file can never be read: remembered, not tried again
-                    cache.put_raw(key, _FAILED + result.encode())
+                    cache.put_failure(key, result)
                 else:
                     cache.put(key, result)
                 self.progress.files_processed += 1
                 self._file_done()
         self.progress.files_done = self.progress.files_total  # files over the cap or unreadable count as done
         return resolved
+
+    def _readable(self, files: list[tuple[CorpusFile, str, bytes]], cache: DocumentCache) -> list[_Readable]:
+        """The files whose processed form the cache holds (the others are reported skipped), in corpus order."""
+        skipped = {s.path for s in self.corpus_report.skipped}
+        readable = []
+        for file, sha256, key in files:
+            failure = cache.failure(key)
+            if file.doc_id in skipped or failure is not None:
+                if failure:
+                    self.corpus_report.skip(file.doc_id, failure)
+                continue
+            meta = DocumentMeta(file.doc_id, sha256, file.meta.get("title") or "", file.meta.get("url"), file.meta.get("date"))
+            readable.append(_Readable(file, meta, key, self._version(key, meta)))
+        if not readable:
+            raise ValueError(f"no indexable text in {self.corpus} ({len(self.corpus_report.skipped)} files skipped)")
+        return readable
+
+    def _version(self, key: bytes, meta: DocumentMeta) -> str:
+        """What a stored document was made from: its bytes, the pipeline (in `key`), its metadata, the encoder."""
+        described = hashlib.sha256(f"{meta.title}\0{meta.url}\0{meta.date}\0{self.encoder}".encode()).hexdigest()
+        return f"{key.hex()}-{described[:16]}"
+
+    def _embed_missing(self, changed: list[_Readable], documents: DocumentCache, embeddings: EmbeddingCache) -> None:
+        """Encode, into the embedding cache, every passage of `changed` whose vector it lacks (each text once)."""
+        missing: dict[bytes, str] = {}
+        for chunk in _chunks(changed, EMBED_LOOKUP_DOCUMENTS):
+            texts = {embeddings.key(p.folded): p.folded for r in chunk for p in documents.get(r.key).passages}
+            found = set() if self.force else embeddings.get_many(list(texts)).keys()
+            missing.update((key, text) for key, text in texts.items() if key not in found)
+        started = time.perf_counter()
+        with tqdm(total=len(missing), unit="passage", desc="embedding", disable=not self.bar or not missing) as bar:
+            for keys, vectors in self.engine.embed(missing.items()):
+                embeddings.put_many(keys, vectors)
+                self.progress.passages_embedded += len(keys)
+                bar.update(len(keys))
+                self.report(self.progress)
+        self.progress.seconds["encode"] = time.perf_counter() - started
+
+    def _write(self, writer: StoreWriter, changed: list[_Readable], gone: list[str], documents: DocumentCache,
+               embeddings: EmbeddingCache) -> None:
+        for readable in changed:
+            document = documents.get(readable.key)
+            meta = readable.meta if readable.meta.title else replace(readable.meta, title=document.title)
+            vectors = embeddings.get_many([embeddings.key(p.folded) for p in document.passages])
+            rows = [vectors[embeddings.key(p.folded)] for p in document.passages]
+            writer.write(meta, document, np.stack(rows).astype(np.float32, copy=False), readable.version)
+            self.progress.passages_total += len(document.passages)
+            self.progress.documents_written += 1
+        self.progress.passages_cached = max(0, self.progress.passages_total - self.progress.passages_embedded)
+        writer.delete(gone)
+        self.progress.documents_deleted = len(gone)
 
     def _cache_key(self, sha256: str, format: str) -> bytes:
         return DocumentCache.key(sha256, f"{self.pipeline}:{format}")
@@ -178,94 +248,37 @@ class _Build:
         self.progress.files_done += 1
         self.report(self.progress)
 
-    def _write_store(self, files: list[tuple[CorpusFile, str, bytes]], cache: DocumentCache,
-                     tmp: Path) -> tuple[StoreWriter, dict[str, str]]:
-        store = StoreWriter(tmp / index_dir.STORE)
-        vocabulary = VocabularyBuilder()
-        metas: dict[str, str] = {}
-        skipped = {s.path for s in self.corpus_report.skipped}
-        for file, sha256, key in files:
-            raw = cache.get_raw(key)
-            if file.doc_id in skipped or raw is None:
-                continue
-            if raw.startswith(_FAILED):
-                self.corpus_report.skip(file.doc_id, raw[1:].decode())
-                continue
-            document = cache.decode(raw)
-            title = file.meta.get("title") or document.title
-            store.add(DocumentMeta(file.doc_id, sha256, title, file.meta.get("url"), file.meta.get("date")), document)
-            for passage in document.passages:
-                vocabulary.add(passage.tokens)
-            metas[file.doc_id] = sha256
-        if store.passage_count == 0:
-            store.close()
-            raise ValueError(f"no indexable text in {self.corpus} ({len(self.corpus_report.skipped)} files skipped)")
-        save_keyword_index(vocabulary.build(), tmp / index_dir.KEYWORDS)
-        self.progress.passages_total = store.passage_count
-        return store, metas
-
-    def _embed(self, store: StoreWriter, cache: EmbeddingCache, tmp: Path) -> int:
-        """Write every passage's vector, in id order, to tmp/vectors.f32; returns the dimension."""
-        dim = 0
-        with (tmp / "vectors.f32").open("wb") as out, tqdm(total=store.passage_count, unit="passage",
-                                                           desc="embedding", disable=not self.bar) as bar:
-            for texts in store.iter_folded(EMBED_READ_BATCH):
-                vectors = self._vectors(texts, cache)
-                dim = vectors.shape[1]
-                out.write(vectors.tobytes())
-                bar.update(len(texts))
-                self.report(self.progress)
-        return dim
-
-    def _vectors(self, texts: list[str], cache: EmbeddingCache) -> np.ndarray:
-        keys = [cache.key(text) for text in texts]
-        found = {} if self.force else cache.get_many(keys)
-        missing = list(dict.fromkeys(k for k in keys if k not in found))
-        if missing:
-            first = {key: text for key, text in zip(keys, texts)}
-            started = time.perf_counter()
-            encoded = self.embedder.passages([first[key] for key in missing])
-            self.progress.seconds["encode"] = self.progress.seconds.get("encode", 0.0) + time.perf_counter() - started
-            cache.put_many(missing, encoded)
-            found.update(zip(missing, encoded))
-        self.progress.passages_embedded += len(missing)
-        self.progress.passages_cached += len(texts) - len(missing)
-        return np.stack([found[key] for key in keys]).astype(np.float32, copy=False)
-
-    def _vector_index(self, tmp: Path, dim: int) -> str:
-        raw = tmp / "vectors.f32"
-        vectors = np.memmap(raw, dtype=np.float32, mode="r").reshape(-1, dim)
-        spec = index_spec(len(vectors))
-        save_vector_index(build_vector_index(vectors, spec), tmp / index_dir.VECTORS)
-        del vectors
-        raw.unlink()
-        return spec
-
-    def _manifest(self, metas: dict[str, str], passages: int, dim: int, spec: str, fingerprint: str,
-                  seconds: float) -> dict:
+    def _manifest(self, readable: list[_Readable], sealed: dict, fingerprint: str, seconds: float) -> dict:
         p = self.progress
         return {
-            "format_version": index_dir.FORMAT_VERSION,
+            "format_version": FORMAT_VERSION,
             "build_id": self.build_id,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "model": {"id": self.embedder.model_id, "dim": dim},
-            "vector_index": spec,
+            "model": {"id": self.embedder.model_id, "dim": sealed["dim"]},
+            "vector_index": sealed["vector_index"],
             "chunking": asdict(self.settings.chunking),
             "limits": asdict(self.settings.limits),
             "pipeline": self.pipeline,
             "max_file_bytes": self.max_file_bytes,
-            "counts": {"documents": len(metas), "passages": passages, "skipped": len(self.corpus_report.skipped)},
+            "counts": {"documents": len(readable), "passages": sealed["passages"],
+                       "skipped": len(self.corpus_report.skipped)},
             "build_seconds": round(seconds, 2),
             "encode_seconds": round(p.seconds.get("encode", 0.0), 2),
-            "passages_per_second": round(passages / seconds, 2),
             "work": {
                 "files_total": p.files_total, "files_processed": p.files_processed,
+                "documents_written": p.documents_written, "documents_deleted": p.documents_deleted,
                 "passages_embedded": p.passages_embedded, "passages_cached": p.passages_cached,
                 "forced": self.force, "stage_seconds": {k: round(v, 3) for k, v in p.seconds.items()},
             },
-            "corpus": {"root": str(self.corpus), "fingerprint": fingerprint, "files": metas},
+            "corpus": {"root": str(self.corpus), "fingerprint": fingerprint,
+                       "files": {r.meta.doc_id: r.meta.sha256 for r in readable}},
             "skipped": [{"path": s.path, "reason": s.reason} for s in self.corpus_report.skipped],
         }
+
+
+def _chunks(items: list, size: int) -> Iterator[list]:
+    for first in range(0, len(items), size):
+        yield items[first : first + size]
 
 
 class _Timed:

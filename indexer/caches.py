@@ -19,6 +19,7 @@ import numpy as np
 from indexer.process import ProcessedDocument
 
 CACHE_DIR = "cache"
+_FAILED = b"!"  # a document entry starting with this is the reason the file could not be read (JSON+zlib never is)
 _IN_BATCH = 500  # keys per `IN (…)` query, well under SQLite's variable limit
 
 
@@ -83,19 +84,21 @@ class DocumentCache(_GenerationalCache):
     def contains(self, key: bytes) -> bool:
         return self._db.execute("SELECT 1 FROM documents WHERE key = ?", (key,)).fetchone() is not None
 
-    def get_raw(self, key: bytes) -> bytes | None:
-        """The stored value (a processed document, or what the build decided to keep instead), marked used."""
-        return self._get_many([key]).get(key)
+    def get(self, key: bytes) -> ProcessedDocument:
+        """A processed document the cache holds (see `failure` first), marked used."""
+        return ProcessedDocument.from_bytes(self._get_many([key])[key])
 
-    def put_raw(self, key: bytes, value: bytes) -> None:
-        self._put_many([(key, value)])
+    def failure(self, key: bytes) -> str | None:
+        """Why the file could not be read ("" if the cache has no entry); None if it holds a document."""
+        value = self._get_many([key]).get(key)
+        return "" if value is None else value[len(_FAILED):].decode() if value.startswith(_FAILED) else None
 
     def put(self, key: bytes, document: ProcessedDocument) -> None:
-        self.put_raw(key, document.to_bytes())
+        self._put_many([(key, document.to_bytes())])
 
-    @staticmethod
-    def decode(value: bytes) -> ProcessedDocument:
-        return ProcessedDocument.from_bytes(value)
+    def put_failure(self, key: bytes, reason: str) -> None:
+        """Remember that these bytes can never be read, so no later build tries again."""
+        self._put_many([(key, _FAILED + reason.encode())])
 
 
 class EmbeddingCache(_GenerationalCache):

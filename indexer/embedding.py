@@ -12,10 +12,13 @@ backend is part of the model id an index records, so only int8 serves an int8 in
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -114,6 +117,29 @@ class LazyEncoder(Encoder):
 
     def _encode(self, texts: list[str], prompt_name: str, batch_size: int) -> np.ndarray:
         return self.load()._encode(texts, prompt_name, batch_size)
+
+
+class PassageEngine(Protocol):
+    """Where a build's passages are encoded: this process (InProcessEngine) or a Ray cluster (indexer/ray_embedding.py)."""
+
+    def embed(self, items: Iterable[tuple[bytes, str]]) -> Iterator[tuple[list[bytes], np.ndarray]]:
+        """Vectors of the items' texts, yielded batch by batch as they are done (any order), with their keys."""
+
+    def close(self) -> None: ...
+
+
+class InProcessEngine:
+    def __init__(self, encoder: Encoder, batch: int = 256) -> None:
+        self.encoder, self.batch = encoder, batch
+
+    def embed(self, items: Iterable[tuple[bytes, str]]) -> Iterator[tuple[list[bytes], np.ndarray]]:
+        iterator = iter(items)
+        while chunk := list(itertools.islice(iterator, self.batch)):
+            keys, texts = zip(*chunk)
+            yield list(keys), self.encoder.passages(list(texts))
+
+    def close(self) -> None:
+        """Nothing to release: the encoder belongs to the caller."""
 
 
 def encoder_identity(location: str, backend: str) -> str:

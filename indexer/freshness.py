@@ -7,10 +7,10 @@ import os
 from pathlib import Path
 
 from extract import Limits
-from indexer import index_dir
 from indexer.documents import DEFAULT_MAX_BYTES
 from indexer.passages import Chunking
 from indexer.process import Settings, pipeline_version
+from stores.contract import IndexUnusable, StoreLocation, StoreUnavailable
 
 
 def corpus_fingerprint(corpus: Path) -> str:
@@ -29,12 +29,11 @@ def corpus_fingerprint(corpus: Path) -> str:
     return digest.hexdigest()
 
 
-def is_up_to_date(corpus: Path, root: Path, model_id: str, chunking: Chunking = Chunking(),
+def is_up_to_date(corpus: Path, location: StoreLocation, model_id: str, chunking: Chunking = Chunking(),
                   max_file_bytes: int = DEFAULT_MAX_BYTES, limits: Limits = Limits()) -> bool:
-    build = index_dir.current_build(root)
     try:
-        manifest = index_dir.read_manifest(build) if build else None
-    except index_dir.IndexUnusable:
+        manifest = location.manifest()
+    except (IndexUnusable, StoreUnavailable):
         return False
     return manifest is not None and (
         manifest["model"]["id"] == model_id

@@ -2,7 +2,8 @@
 
 Configuration, lowest precedence first: defaults, the environment (QA_INDEX, QA_MODEL, QA_MAX_TOP_K,
 QA_RELOAD_SECONDS: how often a worker looks for a newly published build; QA_RATE_LIMIT: questions per client,
-e.g. 20/s, off when empty), then the `config` argument. QA_MAX_WAITING (the encoder queue's bound) is read
+e.g. 20/s, off when empty; QA_MILVUS_URI, QA_COLLECTION, QA_MILVUS_TOKEN: serve a Milvus collection instead of
+the index folder, which then holds only the library's jobs and the build's caches), then the `config` argument. QA_MAX_WAITING (the encoder queue's bound) is read
 from the environment by each retriever's batcher (service/batching.py).
 LOAD_INDEX=False skips loading the retriever (the app then answers 503).
 """
@@ -21,6 +22,7 @@ from flask import Flask  # noqa: E402
 from service import batching, errors, library, metrics, openapi, requests_log, security, web  # noqa: E402
 from service.api import DocIdConverter, RateLimiter, bp  # noqa: E402
 from service.state import RetrieverState  # noqa: E402
+from stores import StoreConfig, locate  # noqa: E402
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -32,6 +34,8 @@ def create_app(config: dict | None = None) -> Flask:
         MAX_CONTENT_LENGTH=openapi.MAX_BODY_BYTES,
         QA_RELOAD_SECONDS=float(os.environ.get("QA_RELOAD_SECONDS", "2")),  # look for a new build; 0: never
         QA_RATE_LIMIT=os.environ.get("QA_RATE_LIMIT", ""),
+        QA_MILVUS_URI=os.environ.get("QA_MILVUS_URI") or None,
+        QA_COLLECTION=os.environ.get("QA_COLLECTION") or None,
         LOAD_INDEX=True,
     )
     app.config.update(config or {})
@@ -50,11 +54,17 @@ def create_app(config: dict | None = None) -> Flask:
     library.register(app)  # list, upload and delete documents (QA_CORPUS, QA_ADMIN_KEY), jobs
     state = RetrieverState()
     if app.config["LOAD_INDEX"]:
-        state.load(Path(app.config["QA_INDEX"]), app.config["QA_MODEL"])
+        state.load(locate(store_config(app.config)), app.config["QA_MODEL"])
         state.reload_seconds = app.config["QA_RELOAD_SECONDS"]
         app.before_request(state.maybe_reload)
     app.extensions["qa_state"] = state
     return app
+
+
+def store_config(config: dict) -> StoreConfig:
+    """Where this app's builds are: the app's settings, QA_MILVUS_TOKEN from the environment (a secret)."""
+    return StoreConfig(Path(config["QA_INDEX"]), config["QA_MILVUS_URI"], config["QA_COLLECTION"],
+                       os.environ.get("QA_MILVUS_TOKEN") or None)
 
 
 def _positive_int(name: str, value: str) -> int:

@@ -17,7 +17,7 @@ from typing import Any
 from flask import Blueprint, current_app, request
 from werkzeug.routing import BaseConverter
 
-from indexer.store import StoredDocument
+from stores.sqlite import StoredDocument
 from service import metrics, openapi, requests_log
 from service.batching import Overloaded
 from service.errors import ApiError
@@ -78,6 +78,7 @@ def healthz() -> dict:
 @bp.get("/readyz")
 def readyz() -> dict:
     retriever = current_retriever()
+    retriever.store.ping()  # a store server that is down: 503 store_unavailable with its reason
     return {"status": "ready", "index": retriever.build_id, "passages": retriever.passage_count}
 
 

@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     ask.add_argument("--top-k", type=_positive_int, default=openapi.DEFAULT_TOP_K, help="passages to return (default 5)")
     ask.add_argument("--index", type=Path, default=None, help="index folder (default: $QA_INDEX or ./index)")
     ask.add_argument("--model", default=None, help="sentence-transformers folder or hub id (default: $QA_MODEL)")
+    ask.add_argument("--milvus-uri", default=None, help="ask a Milvus collection (default: $QA_MILVUS_URI)")
+    ask.add_argument("--collection", default=None, help="the Milvus collection (default: $QA_COLLECTION or passages)")
     ask.add_argument("--json", action="store_true", help="print the API's JSON answer instead of a table")
     args = parser.parse_args(argv)
 
@@ -47,16 +49,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error.message}", file=sys.stderr)
         return 2
     from indexer.embedding import ModelMissingError
-    from indexer.index_dir import IndexUnusable
     from service.retrieval import load_retriever
+    from stores import StoreConfig, locate
+    from stores.contract import IndexUnusable, StoreUnavailable
 
     index = args.index or Path(os.environ.get("QA_INDEX", "index"))
     try:
-        retriever = load_retriever(index, args.model)
-    except (IndexUnusable, ModelMissingError) as error:
+        retriever = load_retriever(locate(StoreConfig.from_env(index, args.milvus_uri, args.collection)), args.model)
+        body = answer_json(retriever, question, args.top_k)
+    except (IndexUnusable, ModelMissingError, StoreUnavailable) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    body = answer_json(retriever, question, args.top_k)
     if args.json:
         print(json.dumps(body, ensure_ascii=False, separators=(",", ":")))  # as Flask sends it
     else:

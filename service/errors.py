@@ -5,7 +5,9 @@ from __future__ import annotations
 from flask import Flask, Response, current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
+from service import metrics
 from service.requests_log import current_request_id, note
+from stores.contract import StoreUnavailable
 
 # werkzeug's exceptions keep their own names as codes except where the HTTP name is clumsy
 _HTTP_CODES = {413: "payload_too_large"}
@@ -25,6 +27,7 @@ class ApiError(Exception):
 
 def register(app: Flask) -> None:
     app.register_error_handler(ApiError, _api_error)
+    app.register_error_handler(StoreUnavailable, _store_unavailable)
     app.register_error_handler(HTTPException, _http_exception)
     app.register_error_handler(Exception, _unexpected)
 
@@ -37,6 +40,13 @@ def error_body(code: str, message: str) -> dict:
 
 def _api_error(error: ApiError) -> tuple[Response, int, dict[str, str]]:
     return jsonify(error_body(error.code, error.message)), error.status, error.headers
+
+
+def _store_unavailable(error: StoreUnavailable) -> tuple[Response, int, dict[str, str]]:
+    """The store (a Milvus server) did not answer in time: the client may retry; the service stays up."""
+    current_app.logger.warning("store unavailable: %s", error)
+    metrics.STORE_ERRORS.inc()
+    return jsonify(error_body("store_unavailable", str(error))), 503, {"Retry-After": "5"}
 
 
 def _http_exception(error: HTTPException) -> Response:

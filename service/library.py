@@ -48,7 +48,7 @@ def list_documents() -> dict:
     folder = request.args.get("folder") or None
     offset, limit = _int_arg("offset", 0, 0, 10**9), _int_arg("limit", LIST_LIMIT, 1, 1000)
     retriever = current_retriever()
-    store = retriever.index.store
+    store = retriever.store
     pending = _pending_changes()
     documents = [{**doc, "status": pending.get(doc["doc_id"], {}).get("status", "indexed")}
                  for doc in store.documents(folder, offset, limit)]
@@ -59,7 +59,7 @@ def list_documents() -> dict:
         "offset": offset, "limit": limit,
         "documents": documents,
         "pending": [change for doc_id, change in pending.items() if doc_id not in indexed],
-        "skipped": [{"doc_id": s["path"], "reason": s["reason"]} for s in retriever.index.manifest["skipped"]],
+        "skipped": [{"doc_id": s["path"], "reason": s["reason"]} for s in retriever.store.manifest["skipped"]],
         "writable": bool(current_app.config["QA_ADMIN_KEY"]),
     }
 
@@ -156,11 +156,17 @@ def _launch_build() -> None:
         log = (jobs_dir(index) / "build.log").open("ab")
         process = subprocess.Popen(
             [sys.executable, "-m", "indexer", "build", "--corpus", str(_corpus()), "--index", str(index),
-             "--jobs", "--quiet"],
+             "--jobs", "--quiet", *_store_arguments()],
             cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
         )
         log.close()
         threading.Thread(target=process.wait, name="build-reaper", daemon=True).start()
+
+
+def _store_arguments() -> list[str]:
+    """The app's Milvus collection, if it serves one (the token goes by the inherited QA_MILVUS_TOKEN)."""
+    uri, collection = current_app.config["QA_MILVUS_URI"], current_app.config["QA_COLLECTION"]
+    return [*(["--milvus-uri", uri] if uri else []), *(["--collection", collection] if collection else [])]
 
 
 def _age_seconds(job: dict) -> float:

@@ -38,6 +38,7 @@ ASK_SECONDS = Histogram(
 BATCH_SIZE = Histogram("qa_encode_batch_questions", "Questions encoded together in one forward pass",
                        buckets=(1, 2, 4, 8, 16, 32))
 QUEUE_DEPTH = Gauge("qa_encode_queue_depth", "Questions waiting for the encoder", multiprocess_mode="livesum")
+STORE_ERRORS = Counter("qa_store_errors", "Requests answered 503 because the store (a Milvus server) did not answer")
 REFUSALS = Counter("qa_refusals", "Questions refused before answering: overloaded (the encoder queue is full, "
                    "503) or rate_limited (QA_RATE_LIMIT, 429)", ["reason"])
 
@@ -78,7 +79,7 @@ class IndexCollector(Collector):
                                 value=int(retriever is not None))
         if retriever is None:
             return
-        manifest: dict = retriever.index.manifest
+        manifest: dict = retriever.store.manifest
         work, counts = manifest.get("work", {}), manifest.get("counts", {})
         info = InfoMetricFamily("qa_index", "The index build being served")
         info.add_metric([], {"build_id": retriever.build_id, "model": manifest["model"]["id"],

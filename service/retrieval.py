@@ -14,21 +14,17 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
 from indexer.embedding import Encoder, load_embedder, question_backend
-from indexer.index_dir import OpenIndex, open_index
-from indexer.keyword import keyword_scores
-from indexer.store import StoredDocument, StoredPassage
-from indexer.vectors import search
 from service import metrics
 from service.batching import QuestionBatcher
 from text.normalize import Language, detect_language, fold_script, normalize
 from text.segment import keyword_tokens
 from text.sentences import sentence_spans
+from stores.contract import Candidate, PassageStore, Scope, StoredDocument, StoredPassage, StoreLocation
 
 Mode = Literal["hybrid", "dense", "bm25"]  # the shipped fusion, and each signal alone (eval baselines)
 CANDIDATES = 100  # per signal; fusion and merging pick top_k from their union
@@ -61,13 +57,6 @@ class Hit:
 
 
 @dataclass(frozen=True)
-class Scope:
-    """Which passages a question may cite: a corpus sub-folder, a document language; None: any."""
-    folder: str | None = None
-    language: str | None = None
-
-
-@dataclass(frozen=True)
 class Answer:
     question: str
     query_language: Language
@@ -86,22 +75,22 @@ def fusion_weights(query_language: str, passage_language: str) -> tuple[float, f
 
 
 class Retriever:
-    def __init__(self, index: OpenIndex, embedder: Encoder) -> None:
-        self.index = index
+    def __init__(self, store: PassageStore, embedder: Encoder) -> None:
+        self.store = store
         self.embedder = embedder
         self._encode_lock = threading.Lock()  # HF fast tokenizers are not safe to share across threads
         self._batcher = QuestionBatcher(self._embed)  # concurrent asks share one encode
 
     @property
     def build_id(self) -> str:
-        return self.index.build_id
+        return self.store.manifest["build_id"]
 
     @property
     def passage_count(self) -> int:
-        return self.index.store.passage_count
+        return self.store.passage_count
 
     def document(self, doc_id: str) -> StoredDocument | None:
-        return self.index.store.document(doc_id)
+        return self.store.document(doc_id)
 
     def encode(self, questions: list[str]) -> np.ndarray:
         return self._embed([fold_script(q) for q in questions])
@@ -124,11 +113,10 @@ class Retriever:
         # encode first: the less Python runs before it, the more concurrent questions share a batch
         embedded = self._batcher.embed(folded) if vector is None else vector
         with metrics.ASK_SECONDS.labels("search").time():
-            allowed = self.index.store.passage_mask(scope.folder, scope.language)
-            dense = self._dense_scores(embedded, allowed)
+            dense = self.store.dense(embedded, CANDIDATES, scope)
             language = detect_language(question)
             query_tokens = keyword_tokens(folded.casefold())
-            keyword = self._keyword_scores(query_tokens, allowed)
+            keyword = self.store.keyword(query_tokens, CANDIDATES, scope)
         with metrics.ASK_SECONDS.labels("fusion").time():
             ranked = self._rank(dense, keyword, language, mode)
             spans = self._cited_spans(ranked, top_k)
@@ -141,38 +129,28 @@ class Retriever:
         ranking is read first; all of it only when merging used up the head."""
         for count in (FIRST_READ * top_k, len(ranked)):
             head = ranked[:count]
-            passages = self.index.store.passages([pid for pid, _ in head])
+            passages = self.store.passages([pid for pid, _ in head])
             spans, complete = _merge_overlaps([(passages[pid], score) for pid, score in head], top_k)
             if complete or count >= len(ranked):
                 return spans
         raise AssertionError("unreachable: the last pass reads the whole ranking")
 
-    def _dense_scores(self, vector: np.ndarray, allowed: np.ndarray | None = None) -> dict[int, float]:
-        scores, ids = search(self.index.vectors, vector[None, :], CANDIDATES, allowed)
-        return {int(pid): float(score) for pid, score in zip(ids[0], scores[0]) if pid >= 0}
-
-    def _keyword_scores(self, query_tokens: list[str], allowed: np.ndarray | None = None) -> dict[int, float]:
-        scores = keyword_scores(self.index.keywords, query_tokens)
-        if allowed is not None:
-            scores = np.where(allowed, scores, 0.0)
-        count = min(CANDIDATES, int(np.count_nonzero(scores)))
-        top = np.argpartition(-scores, count - 1)[:count] if count else []
-        return {int(pid): float(scores[pid]) for pid in top}
-
-    def _rank(self, dense: dict[int, float], keyword: dict[int, float], language: str, mode: Mode) -> list[tuple[int, float]]:
+    @staticmethod
+    def _rank(dense: dict[int, Candidate], keyword: dict[int, Candidate], language: str,
+              mode: Mode) -> list[tuple[int, float]]:
         """(passage id, score) best first: one signal alone, or both scaled to 0..1 and weighted."""
         if mode != "hybrid":
             chosen = dense if mode == "dense" else keyword
-            return sorted(chosen.items(), key=lambda item: -item[1])
-        lowest, highest = (min(dense.values()), max(dense.values())) if dense else (0.0, 1.0)
-        best_keyword = max(keyword.values(), default=0.0) or 1.0
-        candidates = list(dense.keys() | keyword.keys())
-        languages = self.index.store.languages(candidates)
+            return sorted(((pid, c.score) for pid, c in chosen.items()), key=lambda item: -item[1])
+        dense_scores = [c.score for c in dense.values()]
+        lowest, highest = (min(dense_scores), max(dense_scores)) if dense else (0.0, 1.0)
+        best_keyword = max((c.score for c in keyword.values()), default=0.0) or 1.0
         fused = {}
-        for pid in candidates:
-            w_dense, w_keyword = fusion_weights(language, languages[pid])
-            dense_part = max(dense.get(pid, lowest) - lowest, 0.0) / max(highest - lowest, 1e-9)
-            fused[pid] = w_dense * dense_part + w_keyword * keyword.get(pid, 0.0) / best_keyword
+        for pid, candidate in (keyword | dense).items():
+            w_dense, w_keyword = fusion_weights(language, candidate.language)
+            dense_part = max((dense[pid].score if pid in dense else lowest) - lowest, 0.0) / max(highest - lowest, 1e-9)
+            keyword_part = keyword[pid].score / best_keyword if pid in keyword else 0.0
+            fused[pid] = w_dense * dense_part + w_keyword * keyword_part
         return sorted(fused.items(), key=lambda item: -item[1])
 
     def _hit(self, rank: int, passage: StoredPassage, score: float, query_tokens: set[str]) -> Hit:
@@ -252,11 +230,11 @@ def best_sentence(text: str, folded: str, query_tokens: set[str]) -> tuple[int, 
     return best
 
 
-def load_retriever(index_root: Path, model: str | None) -> Retriever:
+def load_retriever(location: StoreLocation, model: str | None) -> Retriever:
     """Questions are encoded on ONNX Runtime when the model was exported, unless QA_BACKEND says otherwise."""
-    return retriever_for(index_root, load_embedder(model, question_backend(model)))
+    return retriever_for(location, load_embedder(model, question_backend(model)))
 
 
-def retriever_for(index_root: Path, embedder: Encoder) -> Retriever:
-    """A retriever over INDEX/current reusing an embedder already loaded (a reload never loads the model twice)."""
-    return Retriever(open_index(index_root, embedder.model_id, embedder.dim), embedder)
+def retriever_for(location: StoreLocation, embedder: Encoder) -> Retriever:
+    """A retriever over the published build reusing an embedder already loaded (a reload never loads the model twice)."""
+    return Retriever(location.open(embedder.model_id, embedder.dim), embedder)

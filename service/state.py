@@ -5,8 +5,9 @@ Writers (the load at start-up, a reload after `python -m indexer build` publishe
 snapshot in one assignment, serialized by a lock so that a slow load cannot overwrite a newer swap's result.
 
 Reloads: `maybe_reload` runs before every request and costs one clock read until `reload_seconds` have
-passed; then it compares INDEX/current's target with the build being served and, if it moved, opens the new
-build in a background thread (one at a time) with the embedder already loaded. A new build that is
+passed; then it asks the store location which build is published (INDEX/current's target, or the Milvus
+collection's build id) and, if it moved, opens the new build in a background thread (one at a time) with the
+embedder already loaded. A new build that is
 damaged or made with another model is refused with a log line and the previous one keeps serving.
 Old builds may later be deleted by publishes: FAISS and BM25 are in memory (or mmapped, which survives an
 unlink on Linux); the passage store opens SQLite per thread, but requests take `current` afresh, so only
@@ -18,11 +19,10 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from indexer.embedding import Encoder, ModelMissingError
-from indexer.index_dir import IndexUnusable, current_build
 from service.retrieval import Retriever, load_retriever, retriever_for
+from stores.contract import IndexUnusable, StoreLocation, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -34,26 +34,26 @@ class Snapshot:
 
 
 class RetrieverState:
-    def __init__(self, index_root: Path | None = None, model: str | None = None, reload_seconds: float = 0) -> None:
+    def __init__(self, location: StoreLocation | None = None, model: str | None = None, reload_seconds: float = 0) -> None:
         self.current = Snapshot(None, "the index has not been loaded")
-        self.index_root, self.model, self.reload_seconds = index_root, model, reload_seconds
+        self.location, self.model, self.reload_seconds = location, model, reload_seconds
         self._write_lock = threading.RLock()
         self._reloading = threading.Lock()  # held by the one reload thread running, if any
         self._next_check = 0.0
-        self._seen: Path | None = None  # the build INDEX/current pointed at when last looked at
+        self._seen: str | None = None  # the build published when last looked at
 
-    def load(self, index_root: Path, model: str | None) -> None:
+    def load(self, location: StoreLocation, model: str | None) -> None:
         """Load the index and its model; on failure keep serving 503 with the reason instead of crashing."""
-        self.index_root, self.model = index_root, model
+        self.location, self.model = location, model
         with self._write_lock:
-            self._seen = current_build(index_root)
             try:
-                retriever = load_retriever(index_root, model)
-            except (IndexUnusable, ModelMissingError) as error:
+                self._seen = location.published()
+                retriever = load_retriever(location, model)
+            except (IndexUnusable, ModelMissingError, StoreUnavailable) as error:
                 self._unavailable(str(error))
             except Exception as error:  # a broken model folder, a damaged file: say so on /readyz, keep running
-                log.exception("loading the index at %s failed", index_root)
-                self._unavailable(f"loading the index at {index_root} failed: {type(error).__name__}: {error}")
+                log.exception("loading the index at %s failed", location)
+                self._unavailable(f"loading the index at {location} failed: {type(error).__name__}: {error}")
             else:
                 retriever.warm_up()
                 self.swap(retriever)
@@ -68,10 +68,10 @@ class RetrieverState:
         """If due and INDEX/current has moved, start reloading in the background (a before_request hook:
         it must return None)."""
         now = time.monotonic()
-        if self.reload_seconds <= 0 or self.index_root is None or now < self._next_check:
+        if self.reload_seconds <= 0 or self.location is None or now < self._next_check:
             return
         self._next_check = now + self.reload_seconds
-        if current_build(self.index_root) != self._seen and self._reloading.acquire(blocking=False):
+        if self._reloading.acquire(blocking=False):  # the look itself may wait on a store server: in the background
             threading.Thread(target=self._reload_holding_lock, name="index-reload", daemon=True).start()
 
     def reload(self) -> None:
@@ -81,20 +81,29 @@ class RetrieverState:
 
     def _reload_holding_lock(self) -> None:
         try:
-            self._reload()
+            if self._published() != self._seen:
+                self._reload()
         finally:
             self._reloading.release()
 
+    def _published(self) -> str | None:
+        assert self.location is not None
+        try:
+            return self.location.published()
+        except StoreUnavailable as error:  # keep serving what is loaded; asks report the outage themselves
+            log.warning("cannot see which build is published: %s", error)
+            return self._seen
+
     def _reload(self) -> None:
-        assert self.index_root is not None
+        assert self.location is not None
         embedder = self._embedder()
         if embedder is None:  # nothing loaded yet (no model, no index at start-up): try the whole load again
-            self.load(self.index_root, self.model)
+            self.load(self.location, self.model)
             return
-        self._seen = target = current_build(self.index_root)
+        self._seen = target = self._published()
         started = time.perf_counter()
         try:
-            retriever = retriever_for(self.index_root, embedder)
+            retriever = retriever_for(self.location, embedder)
         except Exception as error:  # IndexUnusable, or anything a damaged file raises: keep the old build
             self._refuse(target, error)
             return
@@ -105,7 +114,7 @@ class RetrieverState:
         retriever = self.current.retriever
         return retriever.embedder if retriever is not None else None
 
-    def _refuse(self, target: Path | None, error: Exception) -> None:
+    def _refuse(self, target: str | None, error: Exception) -> None:
         serving = self.current.retriever
         reason = str(error) if isinstance(error, IndexUnusable) else f"{type(error).__name__}: {error}"
         if serving is None:

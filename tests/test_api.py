@@ -9,7 +9,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from indexer.index_dir import current_build
+from stores.index_dir import current_build
 from service import create_app
 
 ZH_HANT_QUESTION = "OpenAI與AWS的協議價值多少？"

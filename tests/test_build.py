@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from indexer import index_dir
+from stores.embedded import EmbeddedLocation
+from stores import index_dir
 from indexer.build import build_index
 from indexer.freshness import is_up_to_date
-from indexer.index_dir import IndexUnusable, open_index
+from stores.index_dir import IndexUnusable, open_index
 from text.clean import clean
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,8 +45,8 @@ def test_stored_offsets_point_at_the_cited_text(seed_index, embedder):
 
 
 def test_up_to_date_index_is_detected(seed_index, embedder):
-    assert is_up_to_date(ROOT / "corpus", seed_index, embedder.model_id)
-    assert not is_up_to_date(ROOT / "corpus", seed_index, "another-model")
+    assert is_up_to_date(ROOT / "corpus", EmbeddedLocation(seed_index), embedder.model_id)
+    assert not is_up_to_date(ROOT / "corpus", EmbeddedLocation(seed_index), "another-model")
 
 
 def test_index_built_with_another_model_is_refused(seed_index, embedder):
@@ -58,7 +59,7 @@ def test_failed_build_leaves_the_previous_index_current(tmp_path, embedder):
     small = tmp_path / "corpus"
     small.mkdir()
     shutil.copy(ROOT / "corpus" / SEED_DOCS[0], small)
-    first = build_index(small, root, embedder, progress=False).build
+    first = Path(build_index(small, root, embedder, progress=False).where)
     (small / SEED_DOCS[0]).write_bytes(b"")  # now nothing is indexable: the build must fail
     with pytest.raises(ValueError, match="no indexable text"):
         build_index(small, root, embedder, progress=False)
@@ -70,7 +71,7 @@ def test_build_killed_midway_leaves_the_previous_index_current(tmp_path, embedde
     root = tmp_path / "index"
     corpus = tmp_path / "corpus"
     shutil.copytree(ROOT / "corpus", corpus)
-    first = build_index(corpus, root, embedder, progress=False).build
+    first = Path(build_index(corpus, root, embedder, progress=False).where)
     for i in range(40):  # enough new passages (none in the embedding cache) that embedding takes a while
         text = (ROOT / "corpus" / SEED_DOCS[i % 5]).read_text("utf-8").replace("\n", f"（{i}）\n")
         (corpus / f"extra{i}.txt").write_text(text, "utf-8")
@@ -98,4 +99,5 @@ def test_a_failed_build_leaves_no_temporary_folder(tmp_path, embedder):
     (corpus / "empty.txt").write_bytes(b"")
     with pytest.raises(ValueError, match="no indexable text"):
         build_index(corpus, tmp_path / "index", embedder, progress=False)
-    assert list((tmp_path / "index" / "builds").iterdir()) == []
+    builds = tmp_path / "index" / "builds"
+    assert not builds.exists() or list(builds.iterdir()) == []

@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from indexer import index_dir
+from stores import index_dir
 from indexer.build import build_index
-from indexer.store import StoreReader
+from stores.sqlite import SqliteReader
 
 from conftest import process_corpus
 from text.decode import UndecodableError, decode_bytes
@@ -54,8 +54,8 @@ def test_titles_and_manifest_overrides(tmp_path: Path, embedder):
     (corpus / "a.txt").write_text("<!-- \ntitle: 头注标题\n -->\n\n正文。", "utf-8")
     (corpus / "b.txt").write_text("第一行标题\n正文。", "utf-8")
     (corpus / "manifest.json").write_text('{"b.txt": {"title": "清单标题", "url": "https://x", "date": "2025-01-01"}}')
-    build = build_index(corpus, tmp_path / "index", embedder, progress=False).build
-    store = StoreReader(build / index_dir.STORE)
+    build = Path(build_index(corpus, tmp_path / "index", embedder, progress=False).where)
+    store = SqliteReader(build / index_dir.STORE)
     assert store.document("a.txt").title == "头注标题"
     b = store.document("b.txt")
     assert (b.title, b.url, b.date) == ("清单标题", "https://x", "2025-01-01")

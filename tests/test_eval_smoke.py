@@ -14,17 +14,18 @@ from evals import report
 from evals.datasets import seed_rows
 from evals.metrics import first_relevant_rank, summarize
 from evals.runner import IndexInfo, QuestionEncoder, RunResult, evaluate_row, machine_description
-from indexer.index_dir import open_index
+from stores.embedded import EmbeddedLocation
+from stores.index_dir import open_index
 from indexer.passages import Chunking
 from service.retrieval import Retriever
 
 
 @pytest.fixture(scope="module")
 def result(seed_index, embedder) -> RunResult:
-    retriever = Retriever(open_index(seed_index, embedder.model_id, embedder.dim), embedder)
+    retriever = Retriever(EmbeddedLocation(seed_index).open(embedder.model_id, embedder.dim), embedder)
     encoder = QuestionEncoder()
     rows = [evaluate_row(retriever, row, encoder) for row in seed_rows()]
-    index = IndexInfo(retriever.passage_count, retriever.index.manifest["build_seconds"], cached=False)
+    index = IndexInfo(retriever.passage_count, retriever.store.manifest["build_seconds"], cached=False)
     return RunResult("2000-01-01T00:00:00+00:00", 0.0, ["seed"], None, embedder.model_id, Chunking(), machine_description(),
                      {"seed-corpus": index}, rows)
 

@@ -11,13 +11,15 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 
 from conftest import ROOT
-from indexer import index_dir
+from stores.embedded import EmbeddedLocation
+from stores import index_dir
 from indexer.build import build_index
 from indexer.caches import EmbeddingCache
-from indexer.index_dir import open_index
+from stores.index_dir import open_index
 from indexer.passages import Chunking
 from indexer.process import Settings, pipeline_version
 from service.retrieval import Retriever
@@ -54,7 +56,7 @@ def _passages(root: Path, embedder) -> tuple[list[tuple], np.ndarray]:
 
 
 def _answers(root: Path, embedder) -> list[list[tuple]]:
-    retriever = Retriever(open_index(root, embedder.model_id, embedder.dim), embedder)
+    retriever = Retriever(EmbeddedLocation(root).open(embedder.model_id, embedder.dim), embedder)
     return [[(h.doc_id, h.start, h.end) for h in retriever.ask(q["question"], 5).hits] for q in QUESTIONS[::4]]
 
 
@@ -162,11 +164,13 @@ def test_a_second_build_waits_or_with_no_wait_exits_75_and_neither_shows_a_trace
 @pytest.mark.parametrize("stage", ["read", "embed"])
 def test_kill_9_at_any_stage_leaves_the_served_index_whole_and_the_next_build_working(tmp_path, embedder, stage):
     corpus, root = _corpus(tmp_path), tmp_path / "index"
-    served = build_index(corpus, root, embedder, progress=False).build
+    served = Path(build_index(corpus, root, embedder, progress=False).where)
     _new_passages(corpus, 6)
     build = _build_process(corpus, root)
-    marker = "bm25" if stage == "embed" else "."
-    _wait_for(lambda: any(tmp.joinpath(marker).exists() for tmp in (root / "builds").glob(".tmp-*")))
+    if stage == "read":  # its reader processes are at work
+        _wait_for(lambda: psutil.pid_exists(build.pid) and psutil.Process(build.pid).children())
+    else:  # the new snapshot's folder exists: the plan is made, the new passages are being encoded
+        _wait_for(lambda: any(tmp.joinpath("passages.sqlite").exists() for tmp in (root / "builds").glob(".tmp-*")))
     time.sleep(0.5)
     build.send_signal(signal.SIGKILL)
     build.wait()

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from indexer import index_dir
-from indexer.index_dir import IndexUnusable, open_index
-from indexer.store import StoreReader
+from stores.embedded import EmbeddedLocation
+from stores import index_dir
+from stores.index_dir import IndexUnusable, open_index
+from stores.sqlite import SqliteReader
 from service import create_app
 from service.retrieval import retriever_for
 from service.state import RetrieverState
@@ -80,8 +81,8 @@ def test_a_damaged_index_is_refused_naming_the_problem(fault: str, tmp_path: Pat
 
 def test_a_reload_to_a_damaged_build_keeps_the_previous_one(tmp_path: Path, good_build: Path, embedder, caplog) -> None:
     _publish_copy(tmp_path, good_build, "good")
-    state = RetrieverState(tmp_path, reload_seconds=1)
-    state.swap(retriever_for(tmp_path, embedder))
+    state = RetrieverState(EmbeddedLocation(tmp_path), reload_seconds=1)
+    state.swap(retriever_for(EmbeddedLocation(tmp_path), embedder))
     for number, (fault, (damage, message)) in enumerate(DAMAGE.items()):
         _publish_copy(tmp_path, good_build, f"broken-{number}", damage)
         with caplog.at_level(logging.ERROR, logger="service.state"):
@@ -107,7 +108,7 @@ def test_a_served_store_keeps_answering_after_its_build_is_deleted(tmp_path: Pat
     """A later publish may delete the build a worker still serves; new request threads must still read it."""
     copy = tmp_path / "passages.sqlite"
     shutil.copy(good_build / index_dir.STORE, copy)
-    store = StoreReader(copy)
+    store = SqliteReader(copy)
     copy.unlink()
     found: list[int] = []
     reader = threading.Thread(target=lambda: found.append(len(store.passages([0, 1, 2]))))

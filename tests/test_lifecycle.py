@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from conftest import CORPUS, ROOT, serving
-from indexer import index_dir
+from stores import index_dir
 from indexer.build import build_index
 from test_gunicorn import request
 

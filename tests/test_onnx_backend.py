@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer import index_dir
+from stores.embedded import EmbeddedLocation
+from stores import index_dir
 from indexer.build import build_index
 from indexer.embedding import DEFAULT_MODEL, Encoder, configured_backend, load_embedder, model_id, question_backend
 from indexer.onnx_backend import OnnxEmbedder
@@ -74,7 +75,7 @@ def test_batching_changes_vectors_only_slightly(int8):
 def test_int8_index_answers_seed_questions_and_refuses_the_other_backend(tmp_path, int8, embedder, seed_index):
     root = tmp_path / "index"
     build_index(ROOT / "corpus", root, int8, progress=False)
-    retriever = Retriever(index_dir.open_index(root, int8.model_id, int8.dim), int8)
+    retriever = Retriever(EmbeddedLocation(root).open(int8.model_id, int8.dim), int8)
     for question, doc_id in README_QUESTIONS:
         assert retriever.ask(question, 5).hits[0].doc_id == doc_id, question
     with pytest.raises(index_dir.IndexUnusable, match="built with model multilingual-e5-small"):

@@ -4,8 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from indexer.index_dir import open_index
-from service.retrieval import FUSION_WEIGHTS, Retriever, _merge_overlaps, best_sentence, fusion_weights
+from stores.contract import Scope
+from stores.embedded import EmbeddedLocation
+from stores.index_dir import open_index
+from service.retrieval import CANDIDATES, FUSION_WEIGHTS, Retriever, _merge_overlaps, best_sentence, fusion_weights
 from text.normalize import detect_language, fold_script
 from text.segment import keyword_tokens
 from text.clean import clean
@@ -15,7 +17,7 @@ QUESTIONS = [json.loads(line) for line in (Path(__file__).resolve().parent.paren
 
 @pytest.fixture(scope="module")
 def retriever(seed_index, embedder):
-    return Retriever(open_index(seed_index, embedder.model_id, embedder.dim), embedder)
+    return Retriever(EmbeddedLocation(seed_index).open(embedder.model_id, embedder.dim), embedder)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +45,7 @@ def test_detected_question_language_matches_the_set(answers):
 def test_offsets_point_at_the_cited_text(answers, retriever):
     for answer in answers.values():
         for hit in answer.hits:
-            original = retriever.index.store.original(hit.doc_id)
+            original = retriever.store.original(hit.doc_id)
             assert clean(original[hit.start : hit.end]).text == hit.text
             if hit.highlight:
                 start, end = hit.highlight
@@ -84,9 +86,9 @@ def test_highlight_is_the_sentence_sharing_most_question_words():
 def test_reading_the_head_of_the_ranking_gives_the_hits_reading_all_of_it_gives(retriever, top_k):
     for q in QUESTIONS:
         folded = fold_script(q["question"])
-        dense = retriever._dense_scores(retriever.encode([q["question"]])[0])
-        keyword = retriever._keyword_scores(keyword_tokens(folded.casefold()))
+        dense = retriever.store.dense(retriever.encode([q["question"]])[0], CANDIDATES, Scope())
+        keyword = retriever.store.keyword(keyword_tokens(folded.casefold()), CANDIDATES, Scope())
         ranked = retriever._rank(dense, keyword, detect_language(q["question"]), "hybrid")
-        everything = retriever.index.store.passages([pid for pid, _ in ranked])
+        everything = retriever.store.passages([pid for pid, _ in ranked])
         expected, _ = _merge_overlaps([(everything[pid], score) for pid, score in ranked], top_k)
         assert retriever._cited_spans(ranked, top_k) == expected, q["id"]

@@ -24,22 +24,18 @@ from typing import Callable, TypeVar
 import bm25s
 import faiss
 
-from indexer.keyword import load_keyword_index
+from stores.bm25 import load_keyword_index
 from indexer.lock import is_alive
-from indexer.store import StoreReader
-from indexer.vectors import load_vector_index
+from stores.contract import FORMAT_VERSION, IndexUnusable, check_model
+from stores.sqlite import SqliteReader
+from stores.faiss_index import load_vector_index
 
-FORMAT_VERSION = 3  # 2: passages store their script-folded text; 3: formats, pages
 MANIFEST = "manifest.json"
 STORE = "passages.sqlite"
 VECTORS = "vectors.faiss"
 KEYWORDS = "bm25"
 T = TypeVar("T")
 KEEP_PREVIOUS_BUILDS = 1  # kept for rollback; older builds are deleted after a switch
-
-
-class IndexUnusable(RuntimeError):
-    """An index that cannot be used; the message says why, in words a user can act on."""
 
 
 def builds_dir(root: Path) -> Path:
@@ -106,7 +102,7 @@ def read_manifest(build: Path) -> dict:
 class OpenIndex:
     path: Path
     manifest: dict
-    store: StoreReader
+    store: SqliteReader
     vectors: faiss.Index
     keywords: bm25s.BM25
 
@@ -121,14 +117,7 @@ def open_index(root: Path, model_id: str, model_dim: int) -> OpenIndex:
     if build is None:
         raise IndexUnusable(f"no index at {root}; build one with `make index` (python -m indexer build)")
     manifest = read_manifest(build)
-    built_with = manifest["model"]
-    if (built_with["id"], built_with["dim"]) != (model_id, model_dim):
-        same_weights = built_with["id"].partition("+")[0] == model_id.partition("+")[0]
-        setting = "QA_BACKEND to the backend it names" if same_weights else f"QA_MODEL={built_with['id']}"
-        raise IndexUnusable(
-            f"index {build.name} was built with model {built_with['id']} ({built_with['dim']}-d) but the service "
-            f"runs {model_id} ({model_dim}-d); rebuild the index with this model or set {setting}"
-        )
+    check_model(manifest, model_id, model_dim, f"index {build.name}")
     store = _open_part(build, STORE, _checked_store)
     vectors = _open_part(build, VECTORS, load_vector_index)
     keywords = _open_part(build, KEYWORDS, load_keyword_index)
@@ -147,13 +136,13 @@ def _open_part(build: Path, name: str, opener: Callable[[Path], T]) -> T:
         raise IndexUnusable(f"index {build.name} is damaged: {name}: {error}; rebuild it with `make index`") from None
 
 
-def _checked_store(path: Path) -> StoreReader:
-    store = StoreReader(path)
+def _checked_store(path: Path) -> SqliteReader:
+    store = SqliteReader(path)
     store.check()
     return store
 
 
-def _check_counts(build: Path, manifest: dict, store: StoreReader, vectors: faiss.Index, keywords: bm25s.BM25) -> None:
+def _check_counts(build: Path, manifest: dict, store: SqliteReader, vectors: faiss.Index, keywords: bm25s.BM25) -> None:
     expected = manifest["counts"]["passages"]
     found = {"passage store": store.passage_count, "vectors": vectors.ntotal, "bm25": keywords.scores["num_docs"]}
     wrong = {name: n for name, n in found.items() if n != expected}

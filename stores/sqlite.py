@@ -1,17 +1,16 @@
-"""The passage store: documents, passages and their offsets in one SQLite file (row id = vector id)."""
+"""The embedded store's records: documents, passages and their offsets in one SQLite file (row id = vector id)."""
 from __future__ import annotations
 
 import functools
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from indexer.process import ProcessedDocument
+from stores.contract import DOCUMENT_LISTING, EXTRACTED_FORMATS, DocumentMeta, StoredDocument, StoredPassage
 
 # documents.page_starts: JSON list of the cleaned-text offsets where each page begins ([] when not paginated)
 _SCHEMA = """
@@ -29,51 +28,9 @@ CREATE INDEX passages_by_doc ON passages(doc_id, ordinal);
 """
 
 
-@dataclass(frozen=True)
-class StoredPassage:
-    id: int
-    doc_id: str
-    title: str
-    start: int
-    end: int
-    clean_start: int
-    clean_end: int
-    text: str
-    folded: str  # fold_script(text): what the dense model embedded and keyword matching reads
-    language: str
-    page: int | None = None  # 1-based page the passage starts on, for paginated documents (PDF)
-    page_end: int | None = None  # the page it ends on, when later than `page`
-
-
-@dataclass(frozen=True)
-class StoredDocument:
-    doc_id: str
-    title: str
-    language: str
-    sha256: str
-    url: str | None
-    date: str | None
-    clean_text: str
-    original_length: int
-    format: str
-    page_starts: list[int]  # cleaned-text offsets where each page begins; [] when not paginated
-    passage_count: int
-    extracted_text: str | None  # the text PDF / Word offsets point into (None: offsets are into the file)
-
-
-@dataclass(frozen=True)
-class DocumentMeta:
-    """A corpus file's identity and its corpus/manifest.json metadata, beside its processed content."""
-    doc_id: str
-    sha256: str
-    title: str
-    url: str | None = None
-    date: str | None = None
-
-
-class StoreWriter:
+class SqliteWriter:
     def __init__(self, path: Path) -> None:
-        self._db = sqlite3.connect(path)
+        self._db: sqlite3.Connection | None = sqlite3.connect(path)
         self._db.executescript(_SCHEMA)
         self.passage_count = 0
 
@@ -94,21 +51,14 @@ class StoreWriter:
         self.passage_count += len(document.passages)
         return ids
 
-    def iter_folded(self, batch_size: int) -> Iterator[list[str]]:
-        """All passages' folded texts in id order, a batch at a time (so embedding never holds the corpus)."""
-        self._db.commit()
-        for first in range(0, self.passage_count, batch_size):
-            rows = self._db.execute(
-                "SELECT folded FROM passages WHERE id >= ? AND id < ? ORDER BY id", (first, first + batch_size)
-            ).fetchall()
-            yield [row[0] for row in rows]
-
     def close(self) -> None:
-        self._db.commit()
-        self._db.close()
+        if self._db is not None:
+            self._db.commit()
+            self._db.close()
+            self._db = None
 
 
-class StoreReader:
+class SqliteReader:
     """Read-only. One connection, opened when the index is opened and shared by request threads under a
     lock: it keeps the file open, so a retriever still serving requests keeps working even after a later
     publish has deleted its build (an unlinked file stays readable while open). Queries take ~1 ms."""
@@ -138,8 +88,8 @@ class StoreReader:
             return []
         return self._query(query.format(marks=",".join("?" * len(ids))), [int(i) for i in ids])
 
-    def languages(self, ids: list[int]) -> dict[int, str]:
-        return {i: self._languages[i] for i in ids}
+    def language(self, passage_id: int) -> str:
+        return self._languages[passage_id]
 
     def document(self, doc_id: str) -> StoredDocument | None:
         rows = self._query(
@@ -160,8 +110,7 @@ class StoreReader:
             f"SELECT doc_id, title, language, format, passages, sha256 FROM documents {where} "
             "ORDER BY doc_id LIMIT ? OFFSET ?", [*params, limit, offset],
         )
-        keys = ("doc_id", "title", "language", "format", "passages", "sha256")
-        return [dict(zip(keys, row)) for row in rows]
+        return [dict(zip(DOCUMENT_LISTING, row)) for row in rows]
 
     def document_count(self, folder: str | None = None) -> int:
         where, params = _folder_clause(folder)
@@ -184,6 +133,7 @@ class StoreReader:
         return mask
 
     def original(self, doc_id: str) -> str | None:
+        """The decoded file (text, HTML) or extracted text (PDF, Word) the passages' offsets point into."""
         rows = self._query("SELECT original FROM documents WHERE doc_id = ?", (doc_id,))
         return rows[0][0] if rows else None
 
@@ -194,7 +144,7 @@ class StoreReader:
             raise sqlite3.DatabaseError(f"passage store failed its integrity check: {result}")
 
 
-_EXTRACTED = ", ".join(f"'{format}'" for format in ("pdf", "docx"))  # formats whose offsets point into extracted text
+_EXTRACTED = ", ".join(f"'{format}'" for format in EXTRACTED_FORMATS)
 
 
 def _folder_clause(folder: str | None, column: str = "doc_id") -> tuple[str, list[str]]:

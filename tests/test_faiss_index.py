@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from indexer import vectors
-from indexer.vectors import build_vector_index, index_spec, load_vector_index, save_vector_index, search
+from stores.faiss_index import build_vector_index, index_spec, load_vector_index, save_vector_index, search
 
 DIM = 384
 

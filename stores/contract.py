@@ -1,0 +1,173 @@
+"""The store contract: what the indexer writes into a passage store and what the retriever reads from it.
+
+Two stores keep it: the embedded one (stores/embedded.py: SQLite + bm25s + FAISS in an index folder, one
+immutable snapshot per build) and Milvus (stores/milvus.py: one collection updated in place by document).
+These are protocols, not base classes: code above the seam (indexer/build.py, service/retrieval.py) takes
+any object with these methods and never asks which store it has.
+
+Passage ids are opaque integers chosen by the store; scores are "higher is better" (cosine for `dense`,
+BM25 > 0 for `keyword`), comparable within one call only.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from indexer.process import ProcessedDocument
+
+FORMAT_VERSION = 3  # 2: passages store their script-folded text; 3: formats, pages
+
+
+class IndexUnusable(RuntimeError):
+    """A published index that cannot be used; the message says why, in words a user can act on."""
+
+
+class StoreUnavailable(RuntimeError):
+    """The store cannot be reached or read right now (a server down); the message says why. Asks get 503."""
+
+
+def check_model(manifest: dict, model_id: str, dim: int, where: str) -> None:
+    """IndexUnusable unless the build at `where` was made with this model (its vectors are another space)."""
+    built_with = manifest["model"]
+    if (built_with["id"], built_with["dim"]) == (model_id, dim):
+        return
+    same_weights = built_with["id"].partition("+")[0] == model_id.partition("+")[0]
+    setting = "QA_BACKEND to the backend it names" if same_weights else f"QA_MODEL={built_with['id']}"
+    raise IndexUnusable(
+        f"{where} was built with model {built_with['id']} ({built_with['dim']}-d) but the service runs "
+        f"{model_id} ({dim}-d); rebuild it with this model or set {setting}"
+    )
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which passages a question may cite: a corpus sub-folder, a document language; None: any."""
+    folder: str | None = None
+    language: str | None = None
+
+    @property
+    def everything(self) -> bool:
+        return self.folder is None and self.language is None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    score: float
+    language: str  # the passage's document language (fusion weighs by question × passage language)
+
+
+@dataclass(frozen=True)
+class StoredPassage:
+    id: int
+    doc_id: str
+    title: str
+    start: int
+    end: int
+    clean_start: int
+    clean_end: int
+    text: str
+    folded: str  # fold_script(text): what the dense model embedded and keyword matching reads
+    language: str
+    page: int | None = None  # 1-based page the passage starts on, for paginated documents (PDF)
+    page_end: int | None = None  # the page it ends on, when later than `page`
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    doc_id: str
+    title: str
+    language: str
+    sha256: str
+    url: str | None
+    date: str | None
+    clean_text: str
+    original_length: int
+    format: str
+    page_starts: list[int]  # cleaned-text offsets where each page begins; [] when not paginated
+    passage_count: int
+    extracted_text: str | None  # the text PDF / Word offsets point into (None: offsets are into the file)
+
+
+@dataclass(frozen=True)
+class DocumentMeta:
+    """A corpus file's identity and its corpus/manifest.json metadata, beside its processed content."""
+    doc_id: str
+    sha256: str
+    title: str
+    url: str | None = None
+    date: str | None = None
+
+
+EXTRACTED_FORMATS = ("pdf", "docx")  # formats whose offsets point into extracted text, not into the file
+DOCUMENT_LISTING = ("doc_id", "title", "language", "format", "passages", "sha256")  # keys of documents()
+
+
+class PassageStore(Protocol):
+    """One published build, read by the retriever and the document API."""
+
+    @property
+    def manifest(self) -> dict:
+        """format_version, build_id, created, model {id, dim}, counts {documents, passages, skipped}, …"""
+
+    @property
+    def passage_count(self) -> int: ...
+
+    def dense(self, vector: np.ndarray, k: int, scope: Scope) -> dict[int, Candidate]:
+        """The k passages in `scope` nearest the (normalized) question vector, by cosine."""
+
+    def keyword(self, tokens: list[str], k: int, scope: Scope) -> dict[int, Candidate]:
+        """The k passages in `scope` with the best BM25 for the question's keyword tokens; {} if none matches."""
+
+    def passages(self, ids: list[int]) -> dict[int, StoredPassage]: ...
+
+    def document(self, doc_id: str) -> StoredDocument | None: ...
+
+    def documents(self, folder: str | None = None, offset: int = 0, limit: int = 100) -> list[dict]:
+        """A page of documents in doc_id order, each a dict of DOCUMENT_LISTING."""
+
+    def document_count(self, folder: str | None = None) -> int: ...
+
+    def ping(self) -> None:
+        """Raise StoreUnavailable if the store cannot answer now (readiness); quick and bounded."""
+
+
+class StoreWriter(Protocol):
+    """One build's writes. A snapshot store starts empty each build; an in-place one starts with what it holds."""
+
+    def stored(self) -> dict[str, str]:
+        """doc_id → the version it was written with, for every document the store holds now."""
+
+    def write(self, meta: DocumentMeta, document: ProcessedDocument, vectors: np.ndarray, version: str) -> None:
+        """Store (or replace) a document and its passages; `vectors` row i embeds document.passages[i]."""
+
+    def delete(self, doc_ids: Iterable[str]) -> None: ...
+
+    def seal(self) -> dict:
+        """Finish the writes (flush, build indexes); returns what only the store knows, for the manifest:
+        {"passages": count held, "dim": vector size, "vector_index": how vectors are searched}."""
+
+    def publish(self, manifest: dict) -> str:
+        """Make the sealed writes the served build (readers see manifest["build_id"]); returns where it went."""
+
+    def close(self) -> None:
+        """Release the writer; writes never published are discarded where the store allows it."""
+
+
+class StoreLocation(Protocol):
+    """Where builds are published: an index folder, or a Milvus collection."""
+
+    def published(self) -> str | None:
+        """The id of the build served there now (None: none yet). Cheap: the service polls it to reload."""
+
+    def manifest(self) -> dict | None:
+        """The published build's manifest, None if there is none (raises IndexUnusable if unreadable)."""
+
+    def open(self, model_id: str, dim: int) -> PassageStore:
+        """The published build, checked to be whole and made with this model; else IndexUnusable."""
+
+    def writer(self, build_id: str, model_id: str) -> StoreWriter:
+        """A writer for a new build made with `model_id` (a store holding another model's vectors starts over)."""

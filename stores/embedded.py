@@ -1,0 +1,147 @@
+"""The embedded store: one immutable snapshot per build in an index folder (stores/index_dir.py), made of
+SQLite (stores/sqlite.py), BM25 (stores/bm25.py) and FAISS (stores/faiss_index.py). Passage id = SQLite row
+id = vector row = BM25 column, so a candidate's id reads everything about it.
+
+A snapshot starts empty, so its writer holds nothing and deletes nothing: every build writes every document
+(from the indexer's caches, which is what keeps rebuilds cheap) and `publish` switches INDEX/current.
+"""
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from indexer.process import ProcessedDocument
+from stores import index_dir
+from stores.bm25 import VocabularyBuilder, keyword_scores, save_keyword_index
+from stores.contract import Candidate, DocumentMeta, Scope, StoredDocument, StoredPassage
+from stores.faiss_index import build_vector_index, index_spec, save_vector_index, search
+from stores.sqlite import SqliteWriter
+
+_RAW_VECTORS = "vectors.f32"  # written while documents stream in, turned into the FAISS index at publish
+
+
+class EmbeddedStore:
+    """A published build, opened (PassageStore)."""
+
+    def __init__(self, opened: index_dir.OpenIndex) -> None:
+        self.path, self.manifest = opened.path, opened.manifest
+        self._sqlite, self._vectors, self._keywords = opened.store, opened.vectors, opened.keywords
+
+    @property
+    def passage_count(self) -> int:
+        return self._sqlite.passage_count
+
+    def dense(self, vector: np.ndarray, k: int, scope: Scope) -> dict[int, Candidate]:
+        scores, ids = search(self._vectors, vector[None, :], k, self._mask(scope))
+        return {int(pid): self._candidate(pid, score) for pid, score in zip(ids[0], scores[0]) if pid >= 0}
+
+    def keyword(self, tokens: list[str], k: int, scope: Scope) -> dict[int, Candidate]:
+        scores = keyword_scores(self._keywords, tokens)
+        allowed = self._mask(scope)
+        if allowed is not None:
+            scores = np.where(allowed, scores, 0.0)
+        count = min(k, int(np.count_nonzero(scores)))
+        top = np.argpartition(-scores, count - 1)[:count] if count else []
+        return {int(pid): self._candidate(pid, scores[pid]) for pid in top}
+
+    def _candidate(self, pid: int, score: float) -> Candidate:
+        return Candidate(float(score), self._sqlite.language(int(pid)))
+
+    def _mask(self, scope: Scope) -> np.ndarray | None:
+        return None if scope.everything else self._sqlite.passage_mask(scope.folder, scope.language)
+
+    def passages(self, ids: list[int]) -> dict[int, StoredPassage]:
+        return self._sqlite.passages(ids)
+
+    def document(self, doc_id: str) -> StoredDocument | None:
+        return self._sqlite.document(doc_id)
+
+    def documents(self, folder: str | None = None, offset: int = 0, limit: int = 100) -> list[dict]:
+        return self._sqlite.documents(folder, offset, limit)
+
+    def document_count(self, folder: str | None = None) -> int:
+        return self._sqlite.document_count(folder)
+
+    def original(self, doc_id: str) -> str | None:
+        return self._sqlite.original(doc_id)
+
+    def ping(self) -> None:
+        """Files already open: nothing can go away."""
+
+
+class EmbeddedWriter:
+    """Writes a new snapshot into builds/.tmp-<id>-<pid>/ (StoreWriter)."""
+
+    def __init__(self, root: Path, build_id: str) -> None:
+        self.root, self.build_id = root, build_id
+        index_dir.remove_stale_temporaries(root)
+        self.tmp = index_dir.new_build_dir(root, build_id)
+        self._sqlite = SqliteWriter(self.tmp / index_dir.STORE)
+        self._vocabulary = VocabularyBuilder()
+        self._vectors = (self.tmp / _RAW_VECTORS).open("wb")
+        self._dim = 0
+
+    def stored(self) -> dict[str, str]:
+        return {}
+
+    def write(self, meta: DocumentMeta, document: ProcessedDocument, vectors: np.ndarray, version: str) -> None:
+        self._sqlite.add(meta, document)
+        for passage in document.passages:
+            self._vocabulary.add(passage.tokens)
+        self._vectors.write(np.ascontiguousarray(vectors, dtype=np.float32).tobytes())
+        self._dim = vectors.shape[1]
+
+    def delete(self, doc_ids: Iterable[str]) -> None:
+        """Nothing to delete: a snapshot holds only what this build wrote."""
+
+    def seal(self) -> dict:
+        passages = self._sqlite.passage_count
+        self._sqlite.close()
+        self._vectors.close()
+        save_keyword_index(self._vocabulary.build(), self.tmp / index_dir.KEYWORDS)
+        return {"passages": passages, "dim": self._dim, "vector_index": self._vector_index()}
+
+    def publish(self, manifest: dict) -> str:
+        index_dir.write_manifest(self.tmp, manifest)
+        return str(index_dir.publish(self.root, self.tmp, self.build_id))
+
+    def _vector_index(self) -> str:
+        raw = self.tmp / _RAW_VECTORS
+        vectors = np.memmap(raw, dtype=np.float32, mode="r").reshape(-1, self._dim)
+        spec = index_spec(len(vectors))
+        save_vector_index(build_vector_index(vectors, spec), self.tmp / index_dir.VECTORS)
+        del vectors
+        raw.unlink()
+        return spec
+
+    def close(self) -> None:
+        self._vectors.close()
+        self._sqlite.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)  # unpublished: nothing left behind (published: already moved)
+
+
+class EmbeddedLocation:
+    """An index folder (StoreLocation)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def __str__(self) -> str:
+        return str(self.root)
+
+    def published(self) -> str | None:
+        build = index_dir.current_build(self.root)
+        return build.name if build is not None else None
+
+    def manifest(self) -> dict | None:
+        build = index_dir.current_build(self.root)
+        return index_dir.read_manifest(build) if build is not None else None
+
+    def open(self, model_id: str, dim: int) -> EmbeddedStore:
+        return EmbeddedStore(index_dir.open_index(self.root, model_id, dim))
+
+    def writer(self, build_id: str, model_id: str) -> EmbeddedWriter:
+        return EmbeddedWriter(self.root, build_id)
