@@ -21,7 +21,7 @@ from flask.testing import FlaskClient
 
 from indexer.build import build_index
 from indexer.embedding import Embedder
-from stores.sqlite import StoredDocument
+from stores.contract import StoredDocument
 from service import create_app
 from tests.conftest import serving
 
