@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     from indexer.build import build_index
     from indexer.freshness import is_up_to_date
     from indexer.documents import max_file_bytes
-    from indexer.embedding import LazyEncoder, ModelMissingError, configured_backend, configured_model, model_id
+    from indexer.embedding import (EmbeddingFailed, LazyEncoder, ModelMissingError, configured_backend,
+                                   configured_model, model_id)
     from indexer.jobs import JobReporter
     from indexer.lock import BuildLocked
     from indexer.passages import Chunking
@@ -96,8 +97,9 @@ def main(argv: list[str] | None = None) -> int:
             raise NothingQueued
 
     encoder = LazyEncoder(model, backend)
-    engine = _ray_engine(args.ray, model, backend) if args.ray else None
+    engine = None
     try:
+        engine = _ray_engine(args.ray, model, backend) if args.ray else None
         result = build_index(
             args.corpus, args.index, encoder, progress=not args.quiet, chunking=chunking,
             max_file_bytes=max_bytes, limits=limits, force=args.force, wait=not args.no_wait, file_timeout=timeout,
@@ -115,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     except BuildLocked as error:
         print(f"error: {error}; not waiting (--no-wait). Try again when it has finished.", file=sys.stderr)
         return EXIT_LOCKED
-    except (ValueError, ModelMissingError) as error:
+    except (ValueError, ModelMissingError, EmbeddingFailed) as error:
         if jobs:
             jobs.fail(str(error))
         print(f"error: {error}; the previous index (if any) is still current", file=sys.stderr)
@@ -134,9 +136,13 @@ EXIT_LOCKED = 75  # EX_TEMPFAIL: another build holds the index
 
 
 def _ray_engine(address: str, model: str, backend: str):
+    from indexer.embedding import EmbeddingFailed
     from indexer.ray_embedding import RayEngine  # Ray is imported only with --ray
 
-    return RayEngine(address, model, backend)
+    try:
+        return RayEngine(address, model, backend)
+    except (ConnectionError, RuntimeError, ValueError) as error:  # no cluster at that address, Ray failed to start
+        raise EmbeddingFailed(f"cannot start or reach Ray at {address!r}: {error}") from error
 
 
 def _say_waiting(index: Path):

@@ -35,6 +35,10 @@ class ModelMissingError(RuntimeError):
     pass
 
 
+class EmbeddingFailed(RuntimeError):
+    """A passage engine could not embed (a Ray actor died, a worker lacks the model); the message says why."""
+
+
 def configured_model(explicit: str | None = None) -> str:
     return explicit or os.environ.get("QA_MODEL") or str(DEFAULT_MODEL)
 

@@ -125,3 +125,12 @@ def process_corpus(root: Path, max_bytes: int | None = None) -> tuple[dict, dict
         except ExtractionError as error:
             report.skip(file.doc_id, str(error))
     return documents, {s.path: s.reason for s in report.skipped}
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """A real Milvus (milvus-lite's server) on a free loopback port, reached over HTTP as a cluster would be."""
+    from stores.milvus_server import MilvusServer
+
+    with MilvusServer(tmp_path_factory.mktemp("milvus")) as server:
+        yield server

@@ -50,9 +50,10 @@ from conftest import free_port, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "models" / "multilingual-e5-small"
-PACKAGES = ("text", "extract", "indexer", "service")
+PACKAGES = ("text", "extract", "indexer", "stores", "service")
 # in requirements.txt for the tests and benchmarks only: not dependencies of the package
-TEST_ONLY = {"pytest", "hypothesis", "schemathesis", "selenium", "psutil", "matplotlib", "python-docx", "pypdf"}
+TEST_ONLY = {"pytest", "hypothesis", "schemathesis", "selenium", "psutil", "matplotlib", "python-docx", "pypdf",
+             "milvus-lite"}  # milvus-lite: the server the tests, evals and benchmarks start (stores/milvus_server.py)
 TIMEOUT = 300
 _SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo")
 
@@ -147,8 +148,10 @@ def _name(distribution: str) -> str:
 
 
 def _dependencies() -> dict[str, Requirement]:
+    """The dependencies and every extra's (Ray is an extra: only `--ray` imports it)."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    return {_name(r.name): r for r in map(Requirement, project["dependencies"])}
+    extras = [r for group in project.get("optional-dependencies", {}).values() for r in group]
+    return {_name(r.name): r for r in map(Requirement, [*project["dependencies"], *extras])}
 
 
 def _pins() -> dict[str, str]:
@@ -158,7 +161,7 @@ def _pins() -> dict[str, str]:
         if line:
             name, _, version = line.partition("==")
             assert version, f"requirements.txt: {line!r} is not pinned with =="
-            pins[_name(name)] = version.strip()
+            pins[_name(name.partition("[")[0])] = version.strip()  # ray[data]: the distribution is ray
     return pins
 
 

@@ -1,0 +1,165 @@
+"""Reading a published build from Milvus: searches, passages, documents and the document listing.
+
+Milvus is updated in place, so a store is "the collections as they are now, under the manifest published
+when it was opened"; the service reopens it when `published()` changes.
+"""
+from __future__ import annotations
+
+import bisect
+import threading
+from collections.abc import Iterator
+
+import numpy as np
+from pymilvus import MilvusClient
+
+from stores.contract import DOCUMENT_LISTING, Candidate, Scope, StoredDocument, StoredPassage, StoreUnavailable
+from stores.milvus_connection import Connection
+from stores.milvus_schema import (DOCUMENT_FIELDS, PASSAGE_FIELDS, SEARCH_FIELDS, Names, dense_search_params,
+                                  folder_name, keyword_text, literal, scope_filter)
+from text.normalize import fold_script
+
+MAX_RESULTS = 16_384  # Milvus' cap on one query's rows and on a search's limit
+ID_BATCH = 1_000
+
+
+class MilvusStore:
+    """A PassageStore over a location's collections, for the build whose manifest it was opened with."""
+
+    def __init__(self, connection: Connection, names: Names, manifest: dict, passage_count: int,
+                 dense_index: str) -> None:
+        self._connection = connection
+        self._names = names
+        self._manifest = manifest
+        self._passage_count = passage_count
+        self._dense_index = dense_index  # the vector field's index type: how to search it
+        self._listing: list[dict] | None = None
+        self._listing_ids: list[str] = []
+        self._listing_lock = threading.Lock()
+
+    @property
+    def manifest(self) -> dict:
+        return self._manifest
+
+    @property
+    def passage_count(self) -> int:
+        return self._passage_count
+
+    def dense(self, vector: np.ndarray, k: int, scope: Scope) -> dict[int, Candidate]:
+        query = np.asarray(vector, dtype=np.float32).reshape(-1).tolist()
+        params = dense_search_params(self._dense_index, k)
+        return self._search("search passages by vector", query, "vector", k, scope, params)
+
+    def keyword(self, tokens: list[str], k: int, scope: Scope) -> dict[int, Candidate]:
+        words = keyword_text(tokens)
+        if not words:
+            return {}
+        return self._search("search passages by keyword", words, "sparse", k, scope, {"metric_type": "BM25"})
+
+    def _search(self, what: str, query, field: str, k: int, scope: Scope, params: dict) -> dict[int, Candidate]:
+        if k <= 0:
+            return {}
+        hits = self._connection.call(what, lambda client, seconds: client.search(
+            self._names.passages, data=[query], anns_field=field, limit=min(k, MAX_RESULTS),
+            filter=scope_filter(scope), search_params=params, output_fields=list(SEARCH_FIELDS), timeout=seconds,
+        ), self._names.passages)[0]
+        # BM25 distances are negative in Milvus Lite and positive in Milvus, best first in both: abs() is the score
+        scores = ((int(hit.id), abs(float(hit.distance)) if field == "sparse" else float(hit.distance), hit)
+                  for hit in hits)
+        return {pid: Candidate(score, hit["entity"]["language"]) for pid, score, hit in scores}
+
+    def passages(self, ids: list[int]) -> dict[int, StoredPassage]:
+        rows = []
+        unique = list(dict.fromkeys(int(i) for i in ids))
+        for first in range(0, len(unique), ID_BATCH):
+            batch = unique[first : first + ID_BATCH]
+            rows += self._connection.call("read passages", lambda client, seconds: client.get(
+                self._names.passages, ids=batch, output_fields=list(PASSAGE_FIELDS), timeout=seconds),
+                self._names.passages)
+        return {int(row["id"]): self._passage(row) for row in rows}
+
+    def _passage(self, row: dict) -> StoredPassage:
+        fields = {name: row.get(name) for name in PASSAGE_FIELDS if name != "overflow"}
+        fields["id"] = int(fields["id"])
+        if row.get("overflow"):  # too long for a VARCHAR: the passage is its slice of the cleaned text
+            document = self.document(row["doc_id"])
+            text = document.clean_text[row["clean_start"] : row["clean_end"]] if document else ""
+            fields.update(text=text, folded=fold_script(text))
+        return StoredPassage(**fields)
+
+    def document(self, doc_id: str) -> StoredDocument | None:
+        rows = self._connection.call("read a document", lambda client, seconds: client.query(
+            self._names.documents, filter=f"doc_id == {literal(doc_id)}", output_fields=list(DOCUMENT_FIELDS),
+            limit=MAX_RESULTS, timeout=seconds), self._names.documents)
+        parts = sorted(rows, key=lambda row: row["part"])
+        if not parts or parts[0]["part"] != 0:
+            return None
+        meta = parts[0]["meta"]
+        parts = parts[: meta.get("parts", len(parts))]  # parts beyond it: left by a longer earlier version
+        extracted = "".join(p["extracted"] for p in parts) if meta.get("extracted") else None
+        return StoredDocument(
+            doc_id=doc_id, title=meta["title"], language=meta["language"], sha256=meta["sha256"],
+            url=meta.get("url"), date=meta.get("date"), clean_text="".join(p["clean"] for p in parts),
+            original_length=meta["original_length"], format=meta["format"], page_starts=meta["page_starts"],
+            passage_count=meta["passages"], extracted_text=extracted,
+        )
+
+    def documents(self, folder: str | None = None, offset: int = 0, limit: int = 100) -> list[dict]:
+        """A page of documents in doc_id order, each a dict of DOCUMENT_LISTING."""
+        listing, first, last = self._folder_range(folder)
+        start = first + max(offset, 0)
+        return [dict(row) for row in listing[start : min(start + max(limit, 0), last)]]
+
+    def document_count(self, folder: str | None = None) -> int:
+        _, first, last = self._folder_range(folder)
+        return last - first
+
+    def _folder_range(self, folder: str | None) -> tuple[list[dict], int, int]:
+        """The cached listing and the [first, last) range of `folder`'s documents in it (contiguous: sorted)."""
+        listing, ids = self._sorted_listing()
+        if folder is None or not folder_name(folder):
+            return listing, 0, len(listing)
+        prefix = folder_name(folder) + "/"
+        end = prefix[:-1] + chr(ord("/") + 1)
+        return listing, bisect.bisect_left(ids, prefix), bisect.bisect_left(ids, end)
+
+    def _sorted_listing(self) -> tuple[list[dict], list[str]]:
+        """Every document's listing row, sorted by doc_id: read once per store (one build), then paged in memory."""
+        with self._listing_lock:
+            if self._listing is None:
+                rows = sorted(self._listing_rows(), key=lambda row: row["doc_id"])
+                self._listing, self._listing_ids = rows, [row["doc_id"] for row in rows]
+            return self._listing, self._listing_ids
+
+    def _listing_rows(self) -> Iterator[dict]:
+        for row in scan(self._connection, "list documents", self._names.documents, "part == 0",
+                        ["doc_id", "meta"]):
+            meta = {**row["meta"], "doc_id": row["doc_id"]}
+            yield {key: meta.get(key) for key in DOCUMENT_LISTING}
+
+    def document_ids(self) -> list[str]:
+        return list(self._sorted_listing()[1])
+
+    def ping(self) -> None:
+        exists = self._connection.call("reach the passages collection", lambda client, seconds: client.has_collection(
+            self._names.passages, timeout=seconds))
+        if not exists:
+            raise StoreUnavailable(f"Milvus collection {self._names.passages} at {self._connection.uri} is gone")
+
+
+SCAN_BATCH = 1_000
+
+
+def scan(connection: Connection, what: str, collection: str, filter: str, fields: list[str],
+         consistency: str = "Bounded") -> Iterator[dict]:
+    """Every row matching `filter`, a batch per bounded request (query_iterator: no unbounded query).
+    A writer reading its own writes asks for "Strong" consistency; readers of a published build need not."""
+    def start(client: MilvusClient, seconds: float):
+        return client.query_iterator(collection, batch_size=SCAN_BATCH, filter=filter, output_fields=fields,
+                                     timeout=seconds, consistency_level=consistency)
+
+    iterator = connection.call(what, start, collection)
+    try:
+        while batch := connection.call(what, lambda client, seconds: iterator.next(), collection):
+            yield from batch
+    finally:
+        iterator.close()

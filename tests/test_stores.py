@@ -1,0 +1,135 @@
+"""One suite, both stores: the same corpora built into the embedded store and into a real Milvus (a milvus-lite
+server over HTTP, the code path a cluster uses) must answer, scope, cite, list and update alike."""
+from __future__ import annotations
+
+import ast
+import shutil
+from pathlib import Path
+
+import pytest
+
+from evals.datasets import seed_rows
+from indexer.build import build_index
+from service.retrieval import Retriever
+from stores.contract import Scope, StoreLocation
+from stores.embedded import EmbeddedLocation
+from stores.milvus import MilvusLocation
+
+ROOT = Path(__file__).resolve().parent.parent
+STORES = ("embedded", "milvus")
+LIBRARY = {
+    "news/lighthouse.txt": "The old lighthouse on the northern cape was rebuilt in 1921 after a storm destroyed its lamp.",
+    "news/harbour.txt": "The harbour master keeps a log of every ship that enters the port during the winter months.",
+    "notes/蛟龙.txt": "蛟龙号是中国自行设计、自主集成研制的载人潜水器，最大下潜深度为七千米级。",
+    "notes/deep/海洋.txt": "海洋覆盖地球表面约百分之七十一，平均深度约三千七百米。",
+    "notes/繁體.txt": "臺灣的玉山是東亞最高的山峰，海拔三千九百五十二公尺。",
+}
+
+
+def location_for(kind: str, root: Path, milvus_uri: str, collection: str) -> StoreLocation:
+    return EmbeddedLocation(root) if kind == "embedded" else MilvusLocation(milvus_uri, collection)
+
+
+@pytest.fixture(scope="module")
+def seed_stores(seed_index: Path, milvus_server, embedder) -> dict[str, Retriever]:
+    """The project's corpus in both stores; Milvus built with the embedded index's caches (nothing re-encoded)."""
+    milvus = MilvusLocation(milvus_server.uri, "seed_suite")
+    build_index(ROOT / "corpus", seed_index, embedder, progress=False, location=milvus)
+    locations = {"embedded": EmbeddedLocation(seed_index), "milvus": milvus}
+    return {kind: Retriever(location.open(embedder.model_id, embedder.dim), embedder)
+            for kind, location in locations.items()}
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    corpus = tmp_path_factory.mktemp("library")
+    for doc_id, text in LIBRARY.items():
+        (corpus / doc_id).parent.mkdir(parents=True, exist_ok=True)
+        (corpus / doc_id).write_text(text, encoding="utf-8")
+    return corpus
+
+
+@pytest.fixture(scope="module")
+def library_stores(library: Path, tmp_path_factory, milvus_server, embedder) -> dict[str, Retriever]:
+    retrievers = {}
+    for kind in STORES:
+        root = tmp_path_factory.mktemp(f"library-{kind}")
+        location = location_for(kind, root, milvus_server.uri, "library_suite")
+        build_index(library, root, embedder, progress=False, location=location)
+        retrievers[kind] = Retriever(location.open(embedder.model_id, embedder.dim), embedder)
+    return retrievers
+
+
+def recall_at_5(retriever: Retriever) -> float:
+    queries = [q for row in seed_rows() for q in row.queries]  # zh-Hans, zh-Hant and English questions
+    found = [bool({h.doc_id for h in retriever.ask(q.text, 5).hits} & q.gold) for q in queries]
+    return sum(found) / len(found)
+
+
+def test_milvus_answers_the_seed_questions_as_well_as_the_embedded_store(seed_stores):
+    embedded, milvus = recall_at_5(seed_stores["embedded"]), recall_at_5(seed_stores["milvus"])
+    assert embedded > 0.8
+    assert milvus >= embedded - 0.03, (embedded, milvus)
+
+
+def test_both_stores_cite_the_same_passage_for_a_clear_question(seed_stores):
+    answers = {kind: r.ask("蛟龙号载人潜水器最大下潜深度是多少？", 3).hits for kind, r in seed_stores.items()}
+    assert answers["milvus"][0].doc_id == answers["embedded"][0].doc_id
+    assert (answers["milvus"][0].start, answers["milvus"][0].end) == (answers["embedded"][0].start,
+                                                                      answers["embedded"][0].end)
+
+
+@pytest.mark.parametrize("kind", STORES)
+@pytest.mark.parametrize("scope, allowed", [
+    (Scope(folder="news"), {"news/lighthouse.txt", "news/harbour.txt"}),
+    (Scope(folder="notes/deep"), {"notes/deep/海洋.txt"}),
+    (Scope(language="zh-Hant"), {"notes/繁體.txt"}),
+    (Scope(folder="notes", language="zh-Hans"), {"notes/蛟龙.txt", "notes/deep/海洋.txt"}),
+    (Scope(folder="nowhere"), set()),
+])
+def test_scopes_filter_inside_the_search(library_stores, kind, scope, allowed):
+    hits = library_stores[kind].ask("lighthouse 海洋 深度 山峰", 10, scope=scope).hits
+    assert {h.doc_id for h in hits} == allowed
+
+
+def test_documents_read_alike(library_stores):
+    embedded, milvus = library_stores["embedded"].store, library_stores["milvus"].store
+    for folder in (None, "news", "notes", "notes/deep", "nowhere"):
+        assert milvus.document_count(folder) == embedded.document_count(folder)
+        assert milvus.documents(folder) == embedded.documents(folder)
+    assert milvus.documents(offset=1, limit=2) == embedded.documents(offset=1, limit=2)
+    for doc_id in LIBRARY:
+        assert milvus.document(doc_id) == embedded.document(doc_id)
+    assert milvus.document("absent.txt") is None and embedded.document("absent.txt") is None
+    assert milvus.passage_count == embedded.passage_count
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_an_incremental_build_changes_adds_and_deletes(library, tmp_path, milvus_server, embedder, kind):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(library, corpus)
+    location = location_for(kind, tmp_path / "index", milvus_server.uri, f"incremental_{kind}")
+    build_index(corpus, tmp_path / "index", embedder, progress=False, location=location)
+    (corpus / "news/harbour.txt").write_text("The harbour froze in the winter of 1947 and no ship entered.", "utf-8")
+    (corpus / "notes/繁體.txt").unlink()
+    (corpus / "notes/new.txt").write_text("A new note about glaciers and the ice they carry to the sea.", "utf-8")
+    manifest = build_index(corpus, tmp_path / "index", embedder, progress=False, location=location).manifest
+    in_place = kind == "milvus"
+    assert manifest["work"]["documents_written"] == (2 if in_place else 5)
+    assert manifest["work"]["documents_deleted"] == (1 if in_place else 0)
+    retriever = Retriever(location.open(embedder.model_id, embedder.dim), embedder)
+    assert [d["doc_id"] for d in retriever.store.documents()] == sorted(
+        {*LIBRARY, "notes/new.txt"} - {"notes/繁體.txt"})
+    assert retriever.ask("When did the harbour freeze?", 1).hits[0].text.startswith("The harbour froze")
+    assert all(h.doc_id != "notes/繁體.txt" for h in retriever.ask("玉山 海拔", 10).hits)
+    assert manifest["counts"] == {"documents": 5, "passages": retriever.passage_count, "skipped": 0}
+
+
+def test_the_retriever_knows_only_the_contract():
+    """Fusion, merging and citations are one copy: service/retrieval.py imports no store and tests no type."""
+    tree = ast.parse((ROOT / "service" / "retrieval.py").read_text(encoding="utf-8"))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert {m for m in imported if m.startswith("stores")} == {"stores.contract"}
+    assert not {"faiss", "bm25s", "sqlite3", "pymilvus"} & imported
+    assert not any(isinstance(node, ast.Name) and node.id == "isinstance" for node in ast.walk(tree))
