@@ -113,10 +113,10 @@ class Retriever:
         # encode first: the less Python runs before it, the more concurrent questions share a batch
         embedded = self._batcher.embed(folded) if vector is None else vector
         with metrics.ASK_SECONDS.labels("search").time():
-            dense = self.store.dense(embedded, CANDIDATES, scope)
+            dense = self.store.dense(embedded, CANDIDATES, scope) if mode != "bm25" else {}
             language = detect_language(question)
             query_tokens = keyword_tokens(folded.casefold())
-            keyword = self.store.keyword(query_tokens, CANDIDATES, scope)
+            keyword = self.store.keyword(query_tokens, CANDIDATES, scope) if mode != "dense" else {}
         with metrics.ASK_SECONDS.labels("fusion").time():
             ranked = self._rank(dense, keyword, language, mode)
             spans = self._cited_spans(ranked, top_k)

@@ -127,6 +127,14 @@ def process_corpus(root: Path, max_bytes: int | None = None) -> tuple[dict, dict
     return documents, {s.path: s.reason for s in report.skipped}
 
 
+def seed_recall_at_5(ask) -> float:
+    """The share of the seed questions (every script) whose top 5 from `ask(question) -> doc ids` has a gold document."""
+    from evals.datasets import seed_rows
+
+    queries = [q for row in seed_rows() for q in row.queries]
+    return sum(bool(ask(q.text) & q.gold) for q in queries) / len(queries)
+
+
 @pytest.fixture(scope="session")
 def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     """A real Milvus (milvus-lite's server) on a free loopback port, reached over HTTP as a cluster would be."""

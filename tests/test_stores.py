@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from evals.datasets import seed_rows
+from conftest import seed_recall_at_5
 from indexer.build import build_index
 from service.retrieval import Retriever
 from stores.contract import Scope, StoreLocation
@@ -61,9 +61,7 @@ def library_stores(library: Path, tmp_path_factory, milvus_server, embedder) -> 
 
 
 def recall_at_5(retriever: Retriever) -> float:
-    queries = [q for row in seed_rows() for q in row.queries]  # zh-Hans, zh-Hant and English questions
-    found = [bool({h.doc_id for h in retriever.ask(q.text, 5).hits} & q.gold) for q in queries]
-    return sum(found) / len(found)
+    return seed_recall_at_5(lambda question: {h.doc_id for h in retriever.ask(question, 5).hits})
 
 
 def test_milvus_answers_the_seed_questions_as_well_as_the_embedded_store(seed_stores):
