@@ -19,16 +19,16 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import ann, corpus, extraction, floor, incremental, indexing, query, report, report_sections
+from benchmarks import ann, corpus, extraction, floor, incremental, indexing, query, report, report_sections, stores
 from benchmarks.loadgen import ROOT
 from evals.datasets import SEED_CORPUS, SEED_QUESTIONS
-from indexer import index_dir
+from stores import index_dir
 from indexer.embedding import Encoder, configured_backend, load_embedder, question_backend
-from indexer.vectors import load_vector_index
+from stores.faiss_index import load_vector_index
 
 HERE = Path(__file__).resolve().parent
 PASSAGE_SAMPLE = 512
-SECTIONS = ("incremental", "extraction")  # the parts `--only` can run alone
+SECTIONS = ("incremental", "extraction", "stores")  # the parts `--only` can run alone
 PDF_PAGES, QUICK_PDF_PAGES = 200, 30
 
 
@@ -109,8 +109,7 @@ def main() -> None:
     results = {name: bench_corpus(name, root, questions, encoders, timings) for name, (root, questions) in corpora.items()}
     largest = list(results)[-1]
     del encoders  # the rebuilds and the PDF build run in child processes; free the models' memory
-    sections = run_sections(SECTIONS, args.quick, timings, largest, corpora[largest][0],
-                            cold=results[largest]["build"])
+    sections = run_sections(SECTIONS, args.quick, timings, largest, corpora[largest], cold=results[largest]["build"])
     with timed(timings, "ANN"):
         base = ann.load_base([corpus.CACHE / f"index-{largest}"])
         total = args.ann_total or (100_000 if args.quick else 1_000_000)
@@ -127,9 +126,12 @@ def main() -> None:
     print(f"[bench] wrote {out.relative_to(ROOT)}/RESULTS.md in {timings['total'] / 60:.1f} min")
 
 
-def run_sections(names, quick: bool, timings: dict, name: str, corpus_root: Path, cold: dict | None = None) -> dict:
-    """Incremental rebuilds of `corpus_root` (reusing its cold build `cold` of corpus.CACHE/index-<name> if
-    given) and the PDF extraction; each result notes when it ran."""
+def run_sections(names, quick: bool, timings: dict, name: str, corpus_and_questions: tuple[Path, list[str]],
+                 cold: dict | None = None) -> dict:
+    """Incremental rebuilds of the corpus (reusing its cold build `cold` of corpus.CACHE/index-<name> if
+    given), the PDF extraction, and the Milvus store and Ray build against the embedded store and an
+    in-process build; each result notes when it ran."""
+    corpus_root, questions = corpus_and_questions
     sections = {}
     if "incremental" in names:
         with timed(timings, f"{name}: incremental rebuilds"):
@@ -138,6 +140,12 @@ def run_sections(names, quick: bool, timings: dict, name: str, corpus_root: Path
     if "extraction" in names:
         with timed(timings, "PDF extraction"):
             sections["extraction"] = extraction.run(QUICK_PDF_PAGES if quick else PDF_PAGES)
+    if "stores" in names:
+        with timed(timings, f"{name}: Milvus and Ray"):
+            index_root = corpus.CACHE / f"index-{name}"
+            if cold is None and not (index_root / "current").exists():
+                indexing.build(corpus_root, index_root)
+            sections["stores"] = stores.run(corpus_root, name, index_root, questions)
     for section in sections.values():
         section["date"] = report.machine()["date"]
     return sections
@@ -145,8 +153,9 @@ def run_sections(names, quick: bool, timings: dict, name: str, corpus_root: Path
 
 def main_only(args: argparse.Namespace) -> None:
     started, timings = time.perf_counter(), {}
-    name, root = ("seed", SEED_CORPUS) if args.quick else ("datasets", corpus.write_corpus())
-    sections = run_sections(args.only, args.quick, timings, name, root)
+    name, corpus_and_questions = (("seed", (SEED_CORPUS, seed_questions())) if args.quick
+                                  else ("datasets", (corpus.write_corpus(), corpus.questions())))
+    sections = run_sections(args.only, args.quick, timings, name, corpus_and_questions)
     timings["total"] = time.perf_counter() - started
     command = "python -m benchmarks --only " + ",".join(args.only) + (" --quick" if args.quick else "")
     for section in sections.values():

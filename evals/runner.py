@@ -80,6 +80,7 @@ class RunResult:
     chunking: Chunking
     machine: dict[str, str]
     indexes: dict[str, IndexInfo]  # corpus name → its index
+    store: str  # "embedded", or the other store every row was asked against (--store)
     rows: list[RowResult] = field(default_factory=list)
 
 
@@ -237,6 +238,7 @@ def run(sets: list[str], datasets: Path = DEFAULT_DATASETS, limit: int | None = 
         chunking=chunking,
         machine=machine_description(),
         indexes=indexes,
+        store=store.name if store else "embedded",
         rows=results,
     )
 

@@ -27,7 +27,7 @@ def result(seed_index, embedder) -> RunResult:
     rows = [evaluate_row(retriever, row, encoder) for row in seed_rows()]
     index = IndexInfo(retriever.passage_count, retriever.store.manifest["build_seconds"], cached=False)
     return RunResult("2000-01-01T00:00:00+00:00", 0.0, ["seed"], None, embedder.model_id, Chunking(), machine_description(),
-                     {"seed-corpus": index}, rows)
+                     {"seed-corpus": index}, "embedded", rows)
 
 
 def _row(result: RunResult, name: str):
