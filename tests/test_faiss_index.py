@@ -3,7 +3,7 @@ import faiss
 import numpy as np
 import pytest
 
-from indexer import vectors
+from stores import faiss_index as vectors
 from stores.faiss_index import build_vector_index, index_spec, load_vector_index, save_vector_index, search
 
 DIM = 384
