@@ -80,10 +80,10 @@ def test_build_killed_midway_leaves_the_previous_index_current(tmp_path, embedde
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 120
-    while not list((root / "builds").glob(".tmp-*/bm25")) and time.monotonic() < deadline:
+    while not list((root / "builds").glob(".tmp-*/passages.sqlite")) and time.monotonic() < deadline:
         assert build.poll() is None, build.stdout.read().decode()
         time.sleep(0.05)
-    time.sleep(1.0)  # now inside embedding
+    time.sleep(1.0)  # the new snapshot exists from the plan on: now inside embedding
     build.send_signal(signal.SIGKILL)
     build.wait()
     assert index_dir.current_build(root) == first
