@@ -138,7 +138,8 @@ class StoreChoice:
     def location(self, root: Path) -> StoreLocation:
         from stores.milvus import MilvusLocation
 
-        return MilvusLocation(self.uri, re.sub(r"\W", "_", f"eval_{root.name}"))
+        # a batch run, not a service: a search slowed by other work on the machine waits instead of failing
+        return MilvusLocation(self.uri, re.sub(r"\W", "_", f"eval_{root.name}"), timeout=120.0)
 
 
 def _open(location: StoreLocation, embedder: Embedder) -> Retriever:
