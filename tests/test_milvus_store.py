@@ -1,92 +1,18 @@
-"""The Milvus store against a real Milvus Lite server: writes, reads, rewrites, model changes and outages."""
+"""The Milvus store against a real Milvus Lite server: writes, reads, rewrites and model changes (outages:
+test_milvus_outage.py)."""
 from __future__ import annotations
-
-import itertools
-import signal
-import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
 from pymilvus import MilvusClient
 
-from indexer.process import ProcessedDocument, process
-from stores.contract import FORMAT_VERSION, DocumentMeta, IndexUnusable, Scope, StoreUnavailable
-from stores.milvus import MilvusLocation
+from milvus_fixtures import (DIM, EN, MODEL, ODD, ODD_FOLDER, ZH, build, built, corpus, location,  # noqa: F401
+                             manifest, publish, server, vectors_for)  # fixtures: built, location, server
+from indexer.process import process
+from stores.contract import FORMAT_VERSION, DocumentMeta, IndexUnusable, Scope
 from stores.milvus_schema import MAX_VARCHAR_BYTES, passage_id
-from stores.milvus_server import MilvusServer, MilvusServerError
 from text.normalize import fold_script
 from text.segment import keyword_tokens
-
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
-DIM = 8
-MODEL = "test-model"
-ZH = ("微软与OpenAI的协议价值380亿美元。数据中心的建设需要大量资金和电力。纳德拉表示双方的合作将继续下去。"
-      "英伟达的芯片供不应求，云计算厂商纷纷自研芯片。") * 6
-EN = ("OpenAI signed a cloud contract with Microsoft. The data center needs a lot of power. "
-      "Satya Nadella said the partnership would continue for years. ") * 6
-ODD_FOLDER = 'odd "dir" \\ x'  # quotes and a backslash must survive filter expressions
-ODD = f'{ODD_FOLDER}/say "hi".txt'
-_names = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusServer]:
-    with MilvusServer(tmp_path_factory.mktemp("milvus") / "data") as running:
-        yield running
-
-
-@pytest.fixture
-def location(server: MilvusServer) -> MilvusLocation:
-    return MilvusLocation(server.uri, f"passages_{next(_names)}", timeout=5.0)
-
-
-def vectors_for(document: ProcessedDocument, seed: int) -> np.ndarray:
-    vectors = np.random.default_rng(seed).normal(size=(len(document.passages), DIM)).astype(np.float32)
-    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-
-
-def corpus() -> dict[str, ProcessedDocument]:
-    return {
-        "notes/zh/微软.txt": process(ZH.encode(), "text"),
-        "notes/en.txt": process(EN.encode(), "text"),
-        "notes0.txt": process("数据中心之外的笔记。".encode(), "text"),  # sorts right after the notes/ folder
-        "notes-x.md": process(b"# Elsewhere\n\nA note beside the folder, not in it.", "markdown"),
-        "pdf/zh_hans.pdf": process((FIXTURES / "pdf" / "zh_hans.pdf").read_bytes(), "pdf"),
-        ODD: process("一个名字奇怪的文件。".encode(), "text"),
-    }
-
-
-def manifest(build_id: str, model: str = MODEL, dim: int = DIM, **extra) -> dict:
-    return {"format_version": FORMAT_VERSION, "build_id": build_id, "created": "2026-01-01T00:00:00Z",
-            "model": {"id": model, "dim": dim}, "counts": {"skipped": 0}, **extra}
-
-
-def publish(writer, manifest: dict) -> None:
-    """As the build does: the counts of what the store holds go into the manifest it publishes."""
-    sealed = writer.seal()
-    writer.publish({**manifest, "counts": {**manifest["counts"], "passages": sealed["passages"]}})
-
-
-def build(location: MilvusLocation, documents: dict[str, ProcessedDocument], build_id: str = "b1",
-          version: str = "v1", model: str = MODEL) -> dict[str, np.ndarray]:
-    writer = location.writer(build_id, model)
-    writer.stored()
-    vectors = {}
-    for seed, (doc_id, document) in enumerate(sorted(documents.items())):
-        vectors[doc_id] = vectors_for(document, seed)
-        writer.write(DocumentMeta(doc_id, f"sha-{doc_id}", f"title of {doc_id}"), document, vectors[doc_id], version)
-    publish(writer, manifest(build_id, model, counts={"skipped": 0, "documents": len(documents)}))
-    writer.close()
-    return vectors
-
-
-@pytest.fixture(scope="module")
-def built(server: MilvusServer) -> tuple[MilvusLocation, dict[str, ProcessedDocument], dict[str, np.ndarray]]:
-    location = MilvusLocation(server.uri, "built", timeout=5.0)
-    documents = corpus()
-    return location, documents, build(location, documents)
 
 
 def test_published_build_is_opened_with_its_manifest_and_counts(built):
@@ -277,48 +203,3 @@ def test_long_texts_are_cut_into_parts_and_long_passages_read_back(location):
     passage = store.passages([passage_id("ru.txt", 0)])[passage_id("ru.txt", 0)]
     assert passage.text == document.passages[0].text and passage.folded == document.passages[0].folded
     assert passage_id("ru.txt", 0) in store.keyword(keyword_tokens("проверка"), 5, Scope())
-
-
-def test_an_outage_is_store_unavailable_and_the_store_recovers(built, server):
-    location, _, vectors = built
-    location = MilvusLocation(location.uri, location.collection, timeout=2.0)
-    store = location.open(MODEL, DIM)
-    query = vectors["notes/en.txt"][0]
-    reads = {
-        "ping": store.ping, "dense": lambda: store.dense(query, 5, Scope()),
-        "keyword": lambda: store.keyword(["openai"], 5, Scope()),
-        "passages": lambda: store.passages([passage_id("notes/en.txt", 0)]),
-        "document": lambda: store.document("notes/en.txt"), "published": location.published,
-        "open": lambda: location.open(MODEL, DIM),
-    }
-    server.stop()
-    try:
-        for name, read in reads.items():
-            started = time.monotonic()
-            with pytest.raises(StoreUnavailable, match="Milvus http://127.0.0.1"):
-                read()
-            assert time.monotonic() - started < 4, name
-    finally:
-        server.start()
-    assert store.dense(query, 5, Scope()) and store.keyword(["openai"], 5, Scope())
-    store.ping()
-    assert store.document("notes/en.txt") is not None and location.published() == "b1"
-
-
-def test_a_hung_server_is_store_unavailable_within_the_timeout(built, server):
-    location, _, _ = built
-    store = MilvusLocation(location.uri, location.collection, timeout=1.5).open(MODEL, DIM)
-    server.signal(signal.SIGSTOP)
-    try:
-        started = time.monotonic()
-        with pytest.raises(StoreUnavailable):
-            store.keyword(["openai"], 5, Scope())
-        assert time.monotonic() - started < 3
-    finally:
-        server.signal(signal.SIGCONT)
-    assert store.keyword(["openai"], 5, Scope())
-
-
-def test_a_server_that_cannot_start_says_why(server, tmp_path):
-    with pytest.raises(MilvusServerError, match="lock"):
-        MilvusServer(server.data_dir, ready_within=20).start()  # the running server holds the folder
