@@ -5,7 +5,7 @@ the plots (plots/*.png).
     PYTHONPATH=. .venv/bin/python -m benchmarks [--quick] [--ann-total N] [--only incremental,extraction [--merge]]
 
 --quick: the seed corpus only and 100k ANN vectors (a few minutes; for trying changes, not for RESULTS.md).
---only: just these sections (incremental rebuilds, PDF extraction), written to benchmarks/.cache/only/ (or
+--only: just these sections (incremental rebuilds, PDF extraction, stores, overload), written to benchmarks/.cache/only/ (or
 quick/); --merge also puts them into benchmarks/results.json and regenerates RESULTS.md from it, marked as
 coming from a separate run, the other sections unchanged.
 """
@@ -19,21 +19,19 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import ann, corpus, extraction, floor, incremental, indexing, query, report, report_sections, stores
+from benchmarks import (ann, corpus, extraction, floor, incremental, indexing, query, report, report_sections, soak,
+                        stores)
 from benchmarks.loadgen import ROOT
-from evals.datasets import SEED_CORPUS, SEED_QUESTIONS
+from benchmarks.soak import seed_questions
+from evals.datasets import SEED_CORPUS
 from stores import index_dir
 from indexer.embedding import Encoder, configured_backend, load_embedder, question_backend
 from stores.faiss_index import load_vector_index
 
 HERE = Path(__file__).resolve().parent
 PASSAGE_SAMPLE = 512
-SECTIONS = ("incremental", "extraction", "stores")  # the parts `--only` can run alone
+SECTIONS = ("incremental", "extraction", "stores", "overload")  # the parts `--only` can run alone
 PDF_PAGES, QUICK_PDF_PAGES = 200, 30
-
-
-def seed_questions() -> list[str]:
-    return [json.loads(line)["question"] for line in SEED_QUESTIONS.read_text(encoding="utf-8").splitlines() if line]
 
 
 @dataclass
@@ -129,8 +127,8 @@ def main() -> None:
 def run_sections(names, quick: bool, timings: dict, name: str, corpus_and_questions: tuple[Path, list[str]],
                  cold: dict | None = None) -> dict:
     """Incremental rebuilds of the corpus (reusing its cold build `cold` of corpus.CACHE/index-<name> if
-    given), the PDF extraction, and the Milvus store and Ray build against the embedded store and an
-    in-process build; each result notes when it ran."""
+    given), the PDF extraction, the Milvus store and Ray build against the embedded store and an in-process
+    build, and 64 clients against one worker over the seed index; each result notes when it ran."""
     corpus_root, questions = corpus_and_questions
     sections = {}
     if "incremental" in names:
@@ -146,6 +144,12 @@ def run_sections(names, quick: bool, timings: dict, name: str, corpus_and_questi
             if cold is None and not (index_root / "current").exists():
                 indexing.build(corpus_root, index_root)
             sections["stores"] = stores.run(corpus_root, name, index_root, questions)
+    if "overload" in names:
+        with timed(timings, "seed: overload"):
+            seed_index = corpus.CACHE / "index-seed"
+            if not (seed_index / "current").exists():
+                indexing.build(SEED_CORPUS, seed_index)
+            sections["overload"] = soak.overload(seed_index, seed_questions())
     for section in sections.values():
         section["date"] = report.machine()["date"]
     return sections

@@ -13,8 +13,11 @@ LOAD_SECONDS = 45
 
 
 def measure(index_root: Path, questions: list[str], log: Path, clients: tuple[int, ...] = CLIENTS, **env: str) -> dict:
-    """`env`: the service's settings beyond QA_INDEX (QA_MILVUS_URI to serve a Milvus collection)."""
-    with serving(index_root, log, **env) as (address, server):
+    """`env`: the service's settings beyond QA_INDEX (QA_MILVUS_URI to serve a Milvus collection).
+
+    Throughput is measured with the encoder queue unbounded (QA_MAX_WAITING=0), so concurrent questions batch
+    and none is refused: what the service can answer, not how it sheds (the overload section, soak.py)."""
+    with serving(index_root, log, **{"QA_MAX_WAITING": "0", **env}) as (address, server):
         warm = Client(address)
         for question in questions[:10]:  # the worker warmed itself up at start; this warms the connection path
             warm.ask(question)

@@ -6,7 +6,7 @@ a batch to fill: a question arriving while the encoder is idle is encoded at onc
 arriving while a batch runs queue up, and the oldest of them encodes all that queued as the next batch
 (leader/follower, so a lone client pays no thread hand-off).
 
-The queue is bounded (QA_MAX_WAITING, default 8 per worker; 0: no bound): a question finding it full is
+The queue is bounded (QA_MAX_WAITING, default 1 per worker; 0: no bound): a question finding it full is
 refused at once with `Overloaded` (the API answers 503 with Retry-After) instead of waiting behind a queue
 that only grows while clients keep asking faster than the encoder answers.
 """
@@ -23,7 +23,10 @@ import numpy as np
 from service import metrics
 
 MAX_BATCH = 16  # longer batches raise every member's latency more than they add throughput
-DEFAULT_MAX_WAITING = 8  # make soak, 64 clients, idle 2 cores: answered p99 359 ms (4: 231, 32: 1011, off: 1206)
+# 1: at most one question waits while a batch runs, so an answer waits for at most two encodes. 64 clients, one
+# worker, 2 cores: answered p99 2.0× one client's (bound 8: 10×, none: 31×); raise it for throughput (8 answers
+# ~40 % more per second under overload, each after ~300 ms). benchmarks/RESULTS.md, "Overload".
+DEFAULT_MAX_WAITING = 1
 
 
 class Overloaded(Exception):

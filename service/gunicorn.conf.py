@@ -13,8 +13,8 @@ wsgi_app = "service:create_app()"
 _host, _port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "8000")
 bind = f"[{_host}]:{_port}" if ":" in _host else f"{_host}:{_port}"  # [::1] for IPv6 hosts
 workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
-# Concurrent questions share one encode (service/batching.py). More threads than QA_MAX_WAITING (8) plus a
-# batch (16): a question beyond the bound must reach the app to be refused at once with 503; with fewer threads
+# Concurrent questions share one encode (service/batching.py). More threads than QA_MAX_WAITING (default 1) plus
+# a batch (16): a question beyond the bound must reach the app to be refused at once with 503; with fewer threads
 # it would wait unseen, without limit, in gunicorn's own queue.
 threads = int(os.environ.get("THREADS", "64"))
 worker_class = "gthread"

@@ -108,7 +108,8 @@ def stop(process: subprocess.Popen) -> None:
 @pytest.fixture(scope="session")
 def server(seed_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The real server serving the seed index; its log is in the session's temporary folder."""
-    with serving(seed_index, tmp_path_factory.mktemp("gunicorn") / "gunicorn.log") as base:
+    # 8 questions at once are all answered here; refusing beyond the bound is tested in test_overload.py
+    with serving(seed_index, tmp_path_factory.mktemp("gunicorn") / "gunicorn.log", QA_MAX_WAITING="16") as base:
         yield base
 
 

@@ -35,7 +35,7 @@ QUESTIONS = ["OpenAI与AWS的协议价值多少？", "微軟的資本支出是�
 
 def test_questions_queued_behind_a_batch_are_encoded_together(retriever):
     encoder = RecordingEncoder(retriever)
-    batcher = QuestionBatcher(encoder)
+    batcher = QuestionBatcher(encoder, max_waiting=len(QUESTIONS))
     with ThreadPoolExecutor(len(QUESTIONS)) as pool:
         first = pool.submit(batcher.embed, QUESTIONS[0])
         while not encoder.sizes:  # the first question leads; the rest arrive while it is encoding
@@ -65,7 +65,8 @@ def test_an_encoding_error_reaches_every_question_of_its_batch_and_the_next_batc
     np.testing.assert_allclose(batcher.embed(QUESTIONS[1]), retriever.encode(QUESTIONS[1:2])[0], atol=1e-4)
 
 
-def test_concurrent_asks_get_the_answers_sequential_asks_get(retriever):
+def test_concurrent_asks_get_the_answers_sequential_asks_get(retriever, monkeypatch):
+    monkeypatch.setattr(retriever, "_batcher", QuestionBatcher(retriever._embed, max_waiting=0))  # none refused
     sequential = [retriever.ask(q, 5) for q in QUESTIONS]
     with ThreadPoolExecutor(8) as pool:
         concurrent = list(pool.map(lambda q: retriever.ask(q, 5), QUESTIONS * 3))

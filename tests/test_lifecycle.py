@@ -54,7 +54,7 @@ def test_a_build_published_under_load_is_served_without_a_failed_request(tmp_pat
     shutil.copytree(CORPUS, corpus)
     first = build_index(corpus, root, embedder, progress=False).manifest["build_id"]
     (corpus / NEW_DOCUMENT).write_text(NEW_TEXT, encoding="utf-8")
-    with serving(root, tmp_path / "gunicorn.log", QA_RELOAD_SECONDS="0.5") as base:
+    with serving(root, tmp_path / "gunicorn.log", QA_RELOAD_SECONDS="0.5", QA_MAX_WAITING="16") as base:
         assert request(f"{base}/readyz")[2]["index"] == first
         stop = threading.Event()
         with ThreadPoolExecutor(max_workers=CLIENTS) as pool:

@@ -133,7 +133,7 @@ def ask_over_http(base: str, question: str) -> int:
 
 def test_two_workers_add_up(seed_index: Path, tmp_path: Path) -> None:
     log = tmp_path / "gunicorn.log"
-    with serving(seed_index, log, WEB_CONCURRENCY="2") as base:
+    with serving(seed_index, log, WEB_CONCURRENCY="2", QA_MAX_WAITING="16") as base:  # every question answered
         sent, pids = 0, set()
         while len(pids) < 2 and sent < 400:  # until both workers have answered some
             with ThreadPoolExecutor(8) as pool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -12,7 +13,7 @@ from flask import Flask
 
 from service import create_app
 from service.api import RateLimiter
-from service.batching import QuestionBatcher
+from service.batching import DEFAULT_MAX_WAITING, QuestionBatcher
 from service.retrieval import Retriever
 
 BOUND = 2
@@ -108,3 +109,13 @@ def test_no_bound_lets_every_question_wait(app: Flask) -> None:
             time.sleep(0.005)
         encoder.release.set()
         assert len([f.result(timeout=60) for f in futures]) == 6
+
+
+def test_a_soak_over_the_default_bound_refuses_the_excess_and_nothing_fails(seed_index: Path, tmp_path: Path) -> None:
+    """benchmarks/soak.py smoke run: 12 clients for 4 s against one real gunicorn worker at the default bound."""
+    from benchmarks.soak import seed_questions, soak
+
+    run = soak(seed_index, seed_questions(), 12, 4, tmp_path / "gunicorn.log", str(DEFAULT_MAX_WAITING))
+    assert run["answered"] > 0 and run["refused"] > 0 and run["errors"] == 0
+    assert run["answered"] + run["refused"] == run["requests"]
+    assert run["deepest_queue"] <= DEFAULT_MAX_WAITING  # sampled from /metrics while the load ran

@@ -132,7 +132,8 @@
   }
 
   /* POST the question; a busy service (503 overloaded, 429 rate_limited) is asked once more after its
-   * Retry-After (seconds, at most 30). A newer question aborts `signal`, which also ends the wait's fetch. */
+   * Retry-After (seconds, at most 30) stretched by up to half at random, so pages refused together do not all
+   * come back in the same instant. A newer question aborts `signal`, which also ends the wait's fetch. */
   function post(body, signal, retried) {
     return fetch(form.dataset.api, {
       method: "POST",
@@ -146,7 +147,7 @@
         if (!retried && (code === "overloaded" || code === "rate_limited")) {
           var seconds = Math.min(Number(response.headers.get("Retry-After")) || 1, 30);
           setStatus("busy", [document.createTextNode("繁忙，正在重试 · Busy, retrying…")]);
-          return new Promise(function (resolve) { setTimeout(resolve, seconds * 1000); })
+          return new Promise(function (resolve) { setTimeout(resolve, seconds * (1 + Math.random() / 2) * 1000); })
             .then(function () { return post(body, signal, true); });
         }
         throw new Error(answer && answer.error ? answer.error.message : "HTTP " + response.status);
