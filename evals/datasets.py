@@ -3,7 +3,8 @@
 SQuAD-format sets (XQuAD, DRCD, CMRC 2018) become one document per paragraph (`<lang>/p0001.txt`) and
 one query per question, whose gold is that paragraph. The seed set is the project's own corpus/ with
 evals/seed_questions.jsonl; the formats set (evals/formats.py) is the same articles as PDF, .docx, HTML and
-GB18030 text, with the same questions.
+GB18030 text, with the same questions. The abstain set asks questions of a corpus that does not hold their
+answer (no gold): the relevance model (service/relevance.py) should say that nothing answers them.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SEED_CORPUS = PROJECT_ROOT / "corpus"
 SEED_QUESTIONS = PROJECT_ROOT / "evals" / "seed_questions.jsonl"
 DEFAULT_DATASETS = PROJECT_ROOT.parent / "shared" / "datasets"
-SETS = ("xquad", "drcd", "cmrc", "seed", "formats")
+SETS = ("xquad", "drcd", "cmrc", "seed", "formats", "abstain")
 LOCAL_SETS = ("seed", "formats")  # need no ../shared/datasets
 
 
@@ -157,6 +158,31 @@ def seed_rows(corpus_root: Path = SEED_CORPUS, questions: Path = SEED_QUESTIONS)
     ]
 
 
+XQUAD_EARLY, XQUAD_LATE = 115, 120  # abstain: questions of paragraphs [0, 115) over paragraphs [120, 240)
+
+
+def abstain_rows(datasets: Path) -> list[Row]:
+    """Out-of-corpus questions: XQuAD's first articles over its last ones (each language pair), CMRC over DRCD
+    and back, XQuAD over the seed articles. Paragraphs 115–119 are skipped: one article may straddle the cut."""
+    xquad = {lang: read_squad(datasets / "xquad" / f"xquad.{lang}.json") for lang in ("zh", "en")}
+    drcd, cmrc = read_squad(datasets / "drcd" / "DRCD_dev.json"), read_squad(datasets / "cmrc2018" / "cmrc2018_trial.json")
+    late = {lang: Corpus(f"xquad-{lang}-late", {doc_id(lang, i): p.context.encode("utf-8")
+                                                 for i, p in enumerate(ps) if i >= XQUAD_LATE})
+            for lang, ps in xquad.items()}
+    seed = seed_rows()[0].corpus
+
+    def unanswerable(paragraphs: list[Paragraph], lang: str) -> tuple[Query, ...]:
+        return squad_queries(paragraphs, lang, ())  # no gold language: no gold document
+
+    return [
+        *(Row(f"xquad {q}→{c} elsewhere", "abstain", late[c], unanswerable(xquad[q][:XQUAD_EARLY], q))
+          for q, c in (("en", "zh"), ("zh", "zh"), ("en", "en"), ("zh", "en"))),
+        Row("cmrc over drcd", "abstain", squad_corpus("drcd-dev", {"zh-Hant": drcd}), unanswerable(cmrc, "zh-Hans")),
+        Row("drcd over cmrc", "abstain", squad_corpus("cmrc-trial", {"zh-Hans": cmrc}), unanswerable(drcd, "zh-Hant")),
+        *(Row(f"xquad {lang} over seed", "abstain", seed, unanswerable(xquad[lang], lang)) for lang in ("en", "zh")),
+    ]
+
+
 def _formats_rows() -> list[Row]:
     from evals.formats import formats_rows  # prints PDFs with Chromium on first use (then cached)
 
@@ -170,6 +196,7 @@ def load_rows(set_name: str, datasets: Path = DEFAULT_DATASETS) -> list[Row]:
         "cmrc": lambda: cmrc_rows(datasets),
         "seed": seed_rows,
         "formats": _formats_rows,
+        "abstain": lambda: abstain_rows(datasets),
     }
     if set_name not in loaders:
         raise ValueError(f"unknown eval set {set_name!r}; choose from {', '.join(SETS)}")

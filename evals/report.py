@@ -15,6 +15,7 @@ HEADER = ["row", "questions", "mode", *METRICS, "answer@5", "page@5"]
 GAP_HEADER = ["set", "Traditional row", "Simplified row", *(f"{mode} ΔR@1" for mode in MODES)]
 FORMATS_HEADER = ["formats row", "seed row", *(f"{mode} ΔR@5" for mode in MODES)]
 TRAILING_METRICS = ("R@1", "MRR@10")
+ABSTENTION_HEADER = ["row", "questions", "R@5", "R@5 kept", "Δ", "abstained"]
 
 
 def _number(value: float | None) -> str:
@@ -28,7 +29,7 @@ def _signed(value: float) -> str:
 def result_cells(result: RunResult, mark: tuple[str, str]) -> list[list[str]]:
     """One line per (row, mode); the best mode of each row and metric is wrapped in `mark`."""
     lines = []
-    for row in result.rows:
+    for row in ranked_rows(result):
         best = {m: max(row.modes[mode].metrics[m] for mode in MODES) for m in METRICS}
         for i, mode in enumerate(MODES):
             scores = row.modes[mode].metrics
@@ -39,6 +40,26 @@ def result_cells(result: RunResult, mark: tuple[str, str]) -> list[list[str]]:
             first = i == 0
             lines.append([row.name if first else "", str(row.questions) if first else "", mode, *values,
                           _number(row.modes[mode].answer_at_5), _number(row.modes[mode].page_at_5)])
+    return lines
+
+
+def ranked_rows(result: RunResult) -> list[RowResult]:
+    """The rows with gold documents (all but the abstain set's)."""
+    return [row for row in result.rows if row.set_name != "abstain"]
+
+
+def abstention_cells(result: RunResult) -> list[list[str]]:
+    """Per row at the default min_relevance: R@5 before and after leaving out less relevant hits (rows with
+    gold), or the share of questions left without a hit (abstain rows, whose corpus lacks their answer)."""
+    lines = []
+    for row in result.rows:
+        hybrid = row.modes["hybrid"]
+        if hybrid.abstained is not None:
+            lines.append([row.name, str(row.questions), "", "", "", _number(hybrid.abstained)])
+        elif hybrid.kept_r5 is not None:
+            before = hybrid.metrics["R@5"]
+            lines.append([row.name, str(row.questions), _number(before), _number(hybrid.kept_r5),
+                          _signed(hybrid.kept_r5 - before), ""])
     return lines
 
 
@@ -78,7 +99,7 @@ def format_cells(result: RunResult) -> list[list[str]]:
 def trailing(result: RunResult) -> list[str]:
     """Rows where the shipped fusion scores below one of the signals it fuses."""
     notes = []
-    for row in result.rows:
+    for row in ranked_rows(result):
         for metric in TRAILING_METRICS:
             hybrid = row.modes["hybrid"].metrics[metric]
             best_mode = max((m for m in MODES if m != "hybrid"), key=lambda m: row.modes[m].metrics[metric])
@@ -106,6 +127,8 @@ def terminal(result: RunResult) -> str:
         parts += ["", "Trad − Simp R@1:", text_table(GAP_HEADER, gaps)]
     if formats := format_cells(result):
         parts += ["", "formats − seed R@5:", text_table(FORMATS_HEADER, formats)]
+    if abstention := abstention_cells(result):
+        parts += ["", f"abstention at min_relevance {result.min_relevance:g}:", text_table(ABSTENTION_HEADER, abstention)]
     if notes := trailing(result):
         parts += ["", "hybrid below a baseline:", *(f"  {note}" for note in notes)]
     parts += ["", f"wall time {result.seconds:.1f} s; passages per index: {_passages(result)}"]
@@ -159,6 +182,12 @@ def markdown(result: RunResult) -> str:
         parts += ["", "## Traditional − Simplified R@1", "", markdown_table(GAP_HEADER, gaps)]
     if formats := format_cells(result):
         parts += ["", "## Formats − seed R@5", "", markdown_table(FORMATS_HEADER, formats)]
+    if abstention := abstention_cells(result):
+        parts += ["", f"## Abstention at the default min_relevance ({result.min_relevance:g})", "",
+                  "Hybrid, top 5 (as /api/ask answers by default): hits whose relevance is below the threshold are "
+                  "left out. Rows with gold: R@5 before and after. Abstain rows (questions asked of a corpus "
+                  "without their answer): the share of questions left with no passage.", "",
+                  markdown_table(ABSTENTION_HEADER, abstention)]
     notes = trailing(result)
     parts += ["", "## Hybrid below a baseline", "", *(f"- {note}" for note in notes or ["none"])]
     return "\n".join(parts) + "\n"

@@ -31,6 +31,7 @@ from stores.embedded import EmbeddedLocation
 from indexer.build import build_index
 from indexer.embedding import Embedder, load_embedder
 from indexer.passages import Chunking
+from service.relevance import relevance_model
 from service.retrieval import Hit, Mode, Retriever
 
 MODES: tuple[Mode, ...] = ("hybrid", "bm25", "dense")
@@ -47,6 +48,8 @@ class ModeResult:
     metrics: dict[str, float]
     answer_at_5: float | None = None  # seed and formats rows: share of questions with the answer in a top-5 passage
     page_at_5: float | None = None  # formats rows: share of PDF-gold questions whose answer is on a top-5 hit's pages
+    kept_r5: float | None = None  # hybrid: R@5 once hits below the default min_relevance are left out
+    abstained: float | None = None  # abstain rows: share of questions left with no hit at the default min_relevance
 
 
 @dataclass
@@ -82,6 +85,7 @@ class RunResult:
     indexes: dict[str, IndexInfo]  # corpus name → its index
     store: str  # "embedded", or the other store every row was asked against (--store)
     rows: list[RowResult] = field(default_factory=list)
+    min_relevance: float = 0.0  # the default threshold kept_r5 and abstained were measured at
 
 
 def source_hash(root: Path = PROJECT_ROOT, folders: tuple[str, ...] = INDEXER_SOURCES) -> str:
@@ -164,6 +168,16 @@ class QuestionEncoder:
         return np.stack([self._vectors[t] for t in texts]) if texts else np.zeros((0, 0), np.float32)
 
 
+def abstains(hits: list[Hit], threshold: float) -> bool:
+    """The answer /api/ask gives at top_k = ANSWER_K is empty: no hit reaches the threshold."""
+    return not any(h.relevance >= threshold for h in hits[:ANSWER_K])
+
+
+def gold_kept_in_5(hits: list[Hit], gold: frozenset[str], threshold: float) -> bool:
+    """A gold hit among the first ANSWER_K hits that also reaches the threshold (/api/ask at top_k = ANSWER_K)."""
+    return any(h.doc_id in gold and h.relevance >= threshold for h in hits[:ANSWER_K])
+
+
 def pdf_pages(retriever: Retriever, row: Row, doc_id: str) -> tuple[str, ...]:
     """Each page's text (normalized, no whitespace) of a PDF in the row's corpus, from the extractor's page_starts;
     checked against the text the index's offsets point into, so the pages are the ones hits were numbered by."""
@@ -184,6 +198,12 @@ def on_gold_pages(retriever: Retriever, row: Row, query: Query, hits: list[Hit])
 
 def evaluate_row(retriever: Retriever, row: Row, encoder: QuestionEncoder) -> RowResult:
     vectors = encoder.encode(retriever, [q.text for q in row.queries], row.name)
+    threshold = relevance_model().default_min_relevance
+    if row.set_name == "abstain":  # no gold: only whether the shipped fusion's answer abstains
+        left = [abstains(retriever.ask(q.text, ANSWER_K, vector=v).hits, threshold) for q, v in zip(row.queries, vectors)]
+        return RowResult(row.name, row.set_name, row.corpus.name, row.script, [q.id for q in row.queries],
+                         {"hybrid": ModeResult([], {}, abstained=share(left))})
+    kept: list[bool] = []
     ranks: dict[str, list[int]] = {mode: [] for mode in MODES}
     answered: dict[str, list[bool]] = {mode: [] for mode in MODES}
     paged: dict[str, list[bool]] = {mode: [] for mode in MODES}
@@ -193,13 +213,15 @@ def evaluate_row(retriever: Retriever, row: Row, encoder: QuestionEncoder) -> Ro
         for mode in MODES:
             hits = retriever.ask(query.text, CUTOFF, mode=mode, vector=vector).hits
             ranks[mode].append(first_relevant_rank([h.doc_id for h in hits], query.gold))
+            if mode == "hybrid":
+                kept.append(gold_kept_in_5(hits, query.gold, threshold))
             if query.answer is not None:
                 answered[mode].append(any(query.answer in h.text for h in hits[:ANSWER_K]))
             if on_pdf:
                 paged[mode].append(on_gold_pages(retriever, row, query, hits))
     modes = {
         mode: ModeResult(ranks[mode], summarize(ranks[mode]), share(answered[mode]) if answered[mode] else None,
-                         share(paged[mode]) if paged[mode] else None)
+                         share(paged[mode]) if paged[mode] else None, share(kept) if mode == "hybrid" else None)
         for mode in MODES
     }
     return RowResult(row.name, row.set_name, row.corpus.name, row.script, [q.id for q in row.queries], modes)
@@ -241,6 +263,7 @@ def run(sets: list[str], datasets: Path = DEFAULT_DATASETS, limit: int | None = 
         indexes=indexes,
         store=store.name if store else "embedded",
         rows=results,
+        min_relevance=relevance_model().default_min_relevance,
     )
 
 

@@ -3,8 +3,9 @@
 Configuration, lowest precedence first: defaults, the environment (QA_INDEX, QA_MODEL, QA_MAX_TOP_K,
 QA_RELOAD_SECONDS: how often a worker looks for a newly published build; QA_RATE_LIMIT: questions per client,
 e.g. 20/s, off when empty; QA_MILVUS_URI, QA_COLLECTION, QA_MILVUS_TOKEN: serve a Milvus collection instead of
-the index folder, which then holds only the library's jobs and the build's caches), then the `config` argument. QA_MAX_WAITING (the encoder queue's bound) is read
-from the environment by each retriever's batcher (service/batching.py).
+the index folder, which then holds only the library's jobs and the build's caches; QA_MIN_RELEVANCE: /api/ask's
+default min_relevance, else the relevance model's, service/relevance.py), then the `config` argument.
+QA_MAX_WAITING (the encoder queue's bound) is read from the environment by each retriever's batcher.
 LOAD_INDEX=False skips loading the retriever (the app then answers 503).
 """
 from __future__ import annotations
@@ -36,9 +37,11 @@ def create_app(config: dict | None = None) -> Flask:
         QA_RATE_LIMIT=os.environ.get("QA_RATE_LIMIT", ""),
         QA_MILVUS_URI=os.environ.get("QA_MILVUS_URI") or None,
         QA_COLLECTION=os.environ.get("QA_COLLECTION") or None,
+        QA_MIN_RELEVANCE=os.environ.get("QA_MIN_RELEVANCE") or None,
         LOAD_INDEX=True,
     )
     app.config.update(config or {})
+    _check_min_relevance(app.config["QA_MIN_RELEVANCE"])
     batching.max_waiting_from_env()  # a bad QA_MAX_WAITING stops the start, not every question
     rate_limit = app.config["QA_RATE_LIMIT"]
     app.extensions["qa_rate_limiter"] = RateLimiter(rate_limit) if rate_limit else None
@@ -59,6 +62,15 @@ def create_app(config: dict | None = None) -> Flask:
         app.before_request(state.maybe_reload)
     app.extensions["qa_state"] = state
     return app
+
+
+def _check_min_relevance(value: str | float | None) -> None:
+    try:
+        if value is None or 0 <= float(value) <= 1:
+            return
+    except ValueError:
+        pass
+    raise ValueError(f"QA_MIN_RELEVANCE must be a number from 0 to 1, not {value!r}")
 
 
 def store_config(config: dict) -> StoreConfig:

@@ -21,6 +21,7 @@ from stores.sqlite import StoredDocument
 from service import metrics, openapi, requests_log
 from service.batching import Overloaded
 from service.errors import ApiError
+from service.relevance import relevance_model
 from service.retrieval import Answer, Hit, Retriever, Scope
 from service.state import RetrieverState
 
@@ -28,6 +29,7 @@ bp = Blueprint("api", __name__)
 
 _ALLOWED_CONTROLS = {"\t", "\n", "\r"}
 _BASE10 = re.compile(r"[+-]?[0-9]{1,9}")  # longer numbers are out of range anyway
+_DECIMAL = re.compile(r"[0-9]{1,9}(\.[0-9]{0,9})?|\.[0-9]{1,9}")  # min_relevance in a query string: 0.25, .5, 1
 OVERLOAD_RETRY_SECONDS = 1  # a full queue (32: two batches of 16) drains in a fraction of a second on idle cores
 
 
@@ -94,7 +96,10 @@ def ask_json() -> dict:
     top_k = body.get("top_k", openapi.DEFAULT_TOP_K)
     if type(top_k) is not int:  # bool is an int subclass; floats and strings are refused too
         raise _top_k_error()
-    return _ask(body.get("question"), top_k, check_scope(body.get("folder"), body.get("language")))
+    min_relevance = body.get("min_relevance", default_min_relevance())
+    if type(min_relevance) not in (int, float):
+        raise _min_relevance_error()
+    return _ask(body.get("question"), top_k, check_scope(body.get("folder"), body.get("language")), min_relevance)
 
 
 @bp.get("/api/ask")
@@ -104,7 +109,11 @@ def ask_query() -> dict:
     if raw is not None and not _BASE10.fullmatch(raw):
         raise _top_k_error()
     scope = check_scope(request.args.get("folder"), request.args.get("language"))
-    return _ask(request.args.get("q"), openapi.DEFAULT_TOP_K if raw is None else int(raw), scope)
+    relevance = request.args.get("min_relevance")
+    if relevance is not None and not _DECIMAL.fullmatch(relevance):
+        raise _min_relevance_error()
+    min_relevance = default_min_relevance() if relevance is None else float(relevance)
+    return _ask(request.args.get("q"), openapi.DEFAULT_TOP_K if raw is None else int(raw), scope, min_relevance)
 
 
 @bp.get("/api/documents/<doc_id:doc_id>", merge_slashes=False)
@@ -141,12 +150,14 @@ def _admit() -> None:
         raise ApiError(429, "rate_limited", message, {"Retry-After": str(seconds)})
 
 
-def _ask(question: Any, top_k: int, scope: Scope) -> dict:
+def _ask(question: Any, top_k: int, scope: Scope, min_relevance: float) -> dict:
     question = check_question(question)
     if not 1 <= top_k <= _max_top_k():
         raise _top_k_error()
+    if not 0 <= min_relevance <= 1:
+        raise _min_relevance_error()
     try:
-        body = answer_json(current_retriever(), question, top_k, scope)
+        body = answer_json(current_retriever(), question, top_k, scope, min_relevance)
     except Overloaded as error:
         metrics.REFUSALS.labels("overloaded").inc()
         raise ApiError(503, "overloaded", f"the service is busy: {error}; retry after {OVERLOAD_RETRY_SECONDS} s",
@@ -156,19 +167,22 @@ def _ask(question: Any, top_k: int, scope: Scope) -> dict:
     return body
 
 
-def answer_json(retriever: Retriever, question: str, top_k: int, scope: Scope = Scope()) -> dict:
+def answer_json(retriever: Retriever, question: str, top_k: int, scope: Scope = Scope(),
+                min_relevance: float = 0.0) -> dict:
     """The /api/ask answer to a checked question, timed; `python -m service.cli ask --json` prints the same."""
     started = time.perf_counter()
-    answer = retriever.ask(question, top_k, scope=scope)
+    answer = retriever.ask(question, top_k, scope=scope, min_relevance=min_relevance)
     took_ms = round((time.perf_counter() - started) * 1000, 1)
-    return _answer_json(answer, took_ms)
+    return _answer_json(answer, min_relevance, took_ms)
 
 
-def _answer_json(answer: Answer, took_ms: float) -> dict:
+def _answer_json(answer: Answer, min_relevance: float, took_ms: float) -> dict:
     return {
         "question": answer.question,
         "query_language": answer.query_language,
         "passages": [_passage_json(hit) for hit in answer.hits],
+        "min_relevance": min_relevance,
+        "abstained": answer.abstained,
         "took_ms": took_ms,
     }
 
@@ -178,7 +192,7 @@ def _passage_json(hit: Hit) -> dict:
         "rank": hit.rank, "doc_id": hit.doc_id, "title": hit.title, "text": hit.text,
         "start": hit.start, "end": hit.end, "score": hit.score,
         "highlight": None if hit.highlight is None else {"start": hit.highlight[0], "end": hit.highlight[1]},
-        "language": hit.language, "page": hit.page, "page_end": hit.page_end,
+        "language": hit.language, "page": hit.page, "page_end": hit.page_end, "relevance": hit.relevance,
     }
 
 
@@ -237,6 +251,16 @@ def check_scope(folder: Any, language: Any) -> Scope:
     if language is not None and language not in openapi.LANGUAGES:
         raise ApiError(400, "invalid_language", f"language must be one of {', '.join(openapi.LANGUAGES)}")
     return Scope(folder.strip("/") if folder else None, language)
+
+
+def default_min_relevance() -> float:
+    """QA_MIN_RELEVANCE if set (checked at start), else the relevance model's calibrated default."""
+    configured = current_app.config.get("QA_MIN_RELEVANCE")
+    return relevance_model().default_min_relevance if configured in (None, "") else float(configured)
+
+
+def _min_relevance_error() -> ApiError:
+    return ApiError(400, "invalid_min_relevance", "min_relevance must be a number from 0 to 1")
 
 
 def _top_k_error() -> ApiError:

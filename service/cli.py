@@ -1,4 +1,4 @@
-"""python -m service.cli ask "問題" [--top-k 5] [--index DIR] [--model M] [--json]
+"""python -m service.cli ask "問題" [--top-k 5] [--min-relevance R] [--index DIR] [--model M] [--json]
 
 Asks a local index directly, without a server: the same question check, retrieval and answer as POST /api/ask.
 Prints the cited passages as a table (rank, score, document, offsets in the original file, title, and the passage
@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     ask.add_argument("--model", default=None, help="sentence-transformers folder or hub id (default: $QA_MODEL)")
     ask.add_argument("--milvus-uri", default=None, help="ask a Milvus collection (default: $QA_MILVUS_URI)")
     ask.add_argument("--collection", default=None, help="the Milvus collection (default: $QA_COLLECTION or passages)")
+    ask.add_argument("--min-relevance", type=_share, default=None,
+                     help="leave out passages less relevant than this, 0..1 (default: $QA_MIN_RELEVANCE, else the "
+                          "calibrated default, service/relevance.json)")
     ask.add_argument("--json", action="store_true", help="print the API's JSON answer instead of a table")
     args = parser.parse_args(argv)
 
@@ -56,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     index = args.index or Path(os.environ.get("QA_INDEX", "index"))
     try:
         retriever = load_retriever(locate(StoreConfig.from_env(index, args.milvus_uri, args.collection)), args.model)
-        body = answer_json(retriever, question, args.top_k)
+        body = answer_json(retriever, question, args.top_k, min_relevance=_min_relevance(args.min_relevance))
     except (IndexUnusable, ModelMissingError, StoreUnavailable) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -66,6 +69,25 @@ def main(argv: list[str] | None = None) -> int:
         color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
         print(format_answer(body, shutil.get_terminal_size((100, 24)).columns, color))
     return 0
+
+
+def _share(value: str) -> float:
+    try:
+        share = float(value)
+    except ValueError:
+        share = -1.0
+    if not 0 <= share <= 1:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, not {value!r}")
+    return share
+
+
+def _min_relevance(given: float | None) -> float:
+    from service.relevance import relevance_model
+
+    if given is not None:
+        return given
+    configured = os.environ.get("QA_MIN_RELEVANCE")
+    return _share(configured) if configured else relevance_model().default_min_relevance
 
 
 def _positive_int(value: str) -> int:
@@ -80,16 +102,18 @@ def format_answer(body: dict, columns: int = 100, color: bool = False) -> str:
     count = f"{len(passages)} passage{'' if len(passages) == 1 else 's'}"
     lines = [f"{body['question']}  ({body['query_language']} question, {count}, {body['took_ms']} ms)", ""]
     if not passages:
-        return "\n".join([*lines, "no passage answers this question"])
+        why = f" (none reached min_relevance {body['min_relevance']})" if body["abstained"] else ""
+        return "\n".join([*lines, f"no passage answers this question{why}"])
     doc_width = max(len("doc_id"), *(width(p["doc_id"]) for p in passages))
     span_width = max(len("start–end"), *(len(cited_span(p)) for p in passages))
-    header = f"{'#':>3}  {'score':>6}  {pad('doc_id', doc_width)}  {'start–end':>{span_width}}  title"
+    header = f"{'#':>3}  {'score':>6}  {'rel.':>5}  {pad('doc_id', doc_width)}  {'start–end':>{span_width}}  title"
     lines.append(header)
     title_columns = max(20, columns - width(header) + len("title"))
     passage_columns = max(30, columns - len(INDENT))
     for passage in passages:
         span = cited_span(passage)
-        lines.append(f"{passage['rank']:>3}  {passage['score']:>6.3f}  {pad(passage['doc_id'], doc_width)}  "
+        lines.append(f"{passage['rank']:>3}  {passage['score']:>6.3f}  {passage['relevance']:>5.2f}  "
+                     f"{pad(passage['doc_id'], doc_width)}  "
                      f"{span:>{span_width}}  {trim(passage['title'], title_columns)}")
         before, marked, after = excerpt(passage["text"], passage["highlight"])
         if marked:

@@ -10,7 +10,7 @@ MAX_BODY_BYTES = 64 * 1024
 
 LANGUAGES = ("zh-Hans", "zh-Hant", "en", "mixed")
 ERROR_CODES = [
-    "invalid_json", "invalid_question", "question_too_long", "invalid_top_k", "invalid_doc_id",
+    "invalid_json", "invalid_question", "question_too_long", "invalid_top_k", "invalid_min_relevance", "invalid_doc_id",
     "invalid_folder", "invalid_language", "unsupported_media_type", "payload_too_large", "not_found",
     "method_not_allowed", "index_unavailable", "internal_error", "unauthorized", "overloaded", "rate_limited",
     # writing documents (service/library.py)
@@ -35,13 +35,19 @@ def _schemas(max_top_k: int) -> dict:
                            "control characters except tab, line feed and carriage return",
         },
         "TopK": {"type": "integer", "minimum": 1, "maximum": max_top_k, "default": DEFAULT_TOP_K},
+        "MinRelevance": {"type": "number", "minimum": 0, "maximum": 1,
+                         "description": "leave out passages less relevant than this; when none is left the answer "
+                                        "abstains (default: QA_MIN_RELEVANCE, else the calibrated default)"},
+        "Relevance": {"type": "number", "minimum": 0, "maximum": 1,
+                      "description": "how likely the passage answers the question, calibrated on questions with "
+                                     "and without an answer in the corpus"},
         "Folder": {"type": "string", "description": "only passages of documents under this corpus sub-folder"},
         "Language": {"type": "string", "enum": list(LANGUAGES),
                      "description": "only passages of documents in this language and script"},
         "AskRequest": {
             "type": "object",
             "properties": {"question": ref("Question"), "top_k": ref("TopK"), "folder": ref("Folder"),
-                           "language": ref("Language")},
+                           "language": ref("Language"), "min_relevance": ref("MinRelevance")},
             "required": ["question"],
         },
         "Highlight": {
@@ -64,11 +70,15 @@ def _schemas(max_top_k: int) -> dict:
                      "description": "paginated documents (PDF): the 1-based page the passage starts on; else null"},
             "page_end": {"type": ["integer", "null"], "minimum": 2,
                          "description": "the page the passage ends on when later than `page`; else null"},
+            "relevance": ref("Relevance"),
         }),
         "AskResponse": closed_object({
             "question": string,
             "query_language": {"type": "string", "enum": ["zh-Hans", "zh-Hant", "en", "mixed"]},
             "passages": {"type": "array", "items": ref("Passage"), "maxItems": max_top_k},
+            "min_relevance": ref("MinRelevance"),
+            "abstained": {"type": "boolean", "description": "true when passages were found but none reached "
+                                                            "min_relevance: nothing here answers the question"},
             "took_ms": {"type": "number", "minimum": 0},
         }),
         "Document": closed_object({
@@ -104,8 +114,8 @@ def _schemas(max_top_k: int) -> dict:
 
 
 def _paths() -> dict:
-    bad_request = error_response("invalid_question, question_too_long, invalid_top_k, invalid_folder or invalid_language "
-                         "(invalid_json for POST)")
+    bad_request = error_response("invalid_question, question_too_long, invalid_top_k, invalid_min_relevance, "
+                                 "invalid_folder or invalid_language (invalid_json for POST)")
     unavailable = error_response("index_unavailable: no usable index is loaded; the message says why")
     answer = json_response(ref("AskResponse"), "the best passages, best first")
     retry_after = {"Retry-After": {"description": "seconds to wait before asking again",
@@ -127,6 +137,8 @@ def _paths() -> dict:
                      "description": "a base-10 integer"},
                     {"name": "folder", "in": "query", "required": False, "schema": ref("Folder")},
                     {"name": "language", "in": "query", "required": False, "schema": ref("Language")},
+                    {"name": "min_relevance", "in": "query", "required": False, "schema": ref("MinRelevance"),
+                     "description": "a decimal number such as 0.2"},
                 ],
                 "responses": {"200": answer, "400": bad_request, **refused},
             },

@@ -15,7 +15,7 @@ far above the rest, which ranks alone would flatten.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -23,7 +23,8 @@ import numpy as np
 from indexer.embedding import Encoder, load_embedder, question_backend
 from service import metrics
 from service.batching import QuestionBatcher
-from service.bilingual import lexicon
+from service.bilingual import STOPWORDS, lexicon
+from service.relevance import coverage, dense_margin, pair_of, relevance_model
 from text.normalize import Language, detect_language, fold_script, normalize
 from text.segment import keyword_tokens
 from text.sentences import sentence_spans
@@ -59,6 +60,7 @@ class Hit:
     language: str  # the script/language of the cited document: zh-Hans, zh-Hant, en or mixed
     page: int | None = None  # paginated documents: the page the passage starts on
     page_end: int | None = None  # and the page it ends on, when later
+    relevance: float = 0.0  # how likely it answers the question, 0..1 (service/relevance.py)
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,7 @@ class Answer:
     question: str
     query_language: Language
     hits: list[Hit]
+    abstained: bool = False  # there were passages, none as relevant as min_relevance asked
 
 
 def family(language: str) -> str:
@@ -111,9 +114,20 @@ class Retriever:
             self.ask(question, 1)
 
     def ask(self, question: str, top_k: int, mode: Mode = "hybrid", vector: np.ndarray | None = None,
-            scope: Scope = Scope()) -> Answer:
+            scope: Scope = Scope(), min_relevance: float = 0.0) -> Answer:
         """`vector`: the question's embedding if already computed (evals encode questions in batches).
-        `scope` filters both signals before their top candidates are taken, not the answer afterwards."""
+        `scope` filters both signals before their top candidates are taken, not the answer afterwards;
+        `min_relevance` does filter the answer: hits less relevant (service/relevance.py) are left out."""
+        language, spans, evidence = self.cite(question, top_k, mode, vector, scope)
+        hits = [self._hit(p, score, evidence) for p, score in spans]
+        relevant = [hit for hit in hits if hit.relevance >= min_relevance]
+        return Answer(question, language, [replace(hit, rank=rank) for rank, hit in enumerate(relevant, 1)],
+                      abstained=bool(hits) and not relevant)
+
+    def cite(self, question: str, top_k: int, mode: Mode = "hybrid", vector: np.ndarray | None = None,
+             scope: Scope = Scope()) -> tuple[Language, list[tuple[StoredPassage, float]], Evidence]:
+        """The question's language, its top_k passages (overlaps merged) with their scores, and the evidence
+        their relevance is judged on (evals/calibrate.py fits the relevance model on it)."""
         folded = fold_script(question)  # once: OpenCC is pure Python
         # encode first: the less Python runs before it, the more concurrent questions share a batch
         embedded = self._batcher.embed(folded) if vector is None else vector
@@ -121,18 +135,16 @@ class Retriever:
             dense = self.store.dense(embedded, CANDIDATES, scope) if mode != "bm25" else {}
             language = detect_language(question)
             query_tokens = keyword_tokens(folded.casefold())
+            translated = lexicon().crossed_keywords(query_tokens, family(language))
             keyword = self.store.keyword(query_tokens, CANDIDATES, scope) if mode != "dense" else {}
-            crossed = self._crossed(query_tokens, language, scope) if mode == "hybrid" else {}
+            crossed = self._crossed(translated, scope) if mode == "hybrid" else {}
         with metrics.ASK_SECONDS.labels("fusion").time():
             ranked = self._rank(dense, keyword, crossed, language, mode)
             spans = self._cited_spans(ranked, top_k)
-            question_words = set(query_tokens)
-            hits = [self._hit(rank, p, score, question_words) for rank, (p, score) in enumerate(spans, 1)]
-        return Answer(question, language, hits)
+        return language, spans, Evidence.of(language, query_tokens, translated, dense, keyword, crossed)
 
-    def _crossed(self, query_tokens: list[str], language: str, scope: Scope) -> dict[int, Candidate]:
-        """BM25 candidates for the question's keywords in the other language; none for a mixed question."""
-        translated = lexicon().crossed_keywords(query_tokens, family(language))
+    def _crossed(self, translated: list[str], scope: Scope) -> dict[int, Candidate]:
+        """BM25 candidates for the question's keywords in the other language (service/bilingual.py)."""
         return self.store.keyword(translated, CANDIDATES, scope) if translated else {}
 
     def _cited_spans(self, ranked: list[tuple[int, float]], top_k: int) -> list[tuple[StoredPassage, float]]:
@@ -163,20 +175,60 @@ class Retriever:
             fused[pid] = w_dense * dense_part + w_keyword * keyword_part.get(pid, 0.0) + w_crossed * crossed_part.get(pid, 0.0)
         return sorted(fused.items(), key=lambda item: -item[1])
 
-    def _hit(self, rank: int, passage: StoredPassage, score: float, query_tokens: set[str]) -> Hit:
+    @staticmethod
+    def _hit(passage: StoredPassage, score: float, evidence: Evidence) -> Hit:
         return Hit(
-            rank=rank,
+            rank=0,  # numbered once the hits below min_relevance are left out
             doc_id=passage.doc_id,
             title=passage.title,
             text=passage.text,
             start=passage.start,
             end=passage.end,
             score=round(float(score), 4),
-            highlight=best_sentence(passage.text, passage.folded, query_tokens),
+            highlight=best_sentence(passage.text, passage.folded, evidence.question_words),
             language=passage.language,
             page=passage.page,
             page_end=passage.page_end,
+            relevance=round(evidence.relevance(passage), 3),
         )
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a hit's relevance is judged on, gathered once per question (service/relevance.py)."""
+    question_family: str
+    question_words: set[str]  # every keyword token, for the highlight
+    own: list[str]  # the question's content keywords
+    translated: list[str]  # and their CC-CEDICT translations
+    cosines: dict[int, float]  # passage id → dense cosine, for the dense candidates
+    lowest: float  # a passage outside them scores at most this
+    margin: float
+    own_bm25: dict[int, float]  # passage id → BM25 of the question's keywords, per keyword
+    crossed_bm25: dict[int, float]  # and of their translations, per translation
+
+    @classmethod
+    def of(cls, language: str, query_tokens: list[str], translated: list[str], dense: dict[int, Candidate],
+           keyword: dict[int, Candidate], crossed: dict[int, Candidate]) -> Evidence:
+        cosines = {pid: c.score for pid, c in dense.items()}
+        own = [t for t in query_tokens if t not in STOPWORDS]
+        return cls(family(language), set(query_tokens), own, translated, cosines, min(cosines.values(), default=0.0),
+                   dense_margin(list(cosines.values())), _per_word(keyword, len(query_tokens)),
+                   _per_word(crossed, len(translated)))
+
+    def features(self, passage: StoredPassage) -> tuple[str, float, float, float, float]:
+        """(language pair, cosine, keyword coverage, margin, BM25 per keyword): the relevance model's inputs."""
+        passage_family = family(passage.language)
+        same = passage_family == self.question_family or "mixed" in (passage_family, self.question_family)
+        keywords, bm25 = (self.own, self.own_bm25) if same else (self.translated, self.crossed_bm25)
+        return (pair_of(self.question_family, passage_family), self.cosines.get(passage.id, self.lowest),
+                coverage(keywords, passage.folded.casefold()), self.margin, bm25.get(passage.id, 0.0))
+
+    def relevance(self, passage: StoredPassage) -> float:
+        return relevance_model().relevance(*self.features(passage))
+
+
+def _per_word(candidates: dict[int, Candidate], words: int) -> dict[int, float]:
+    return {pid: c.score / max(words, 1) for pid, c in candidates.items()}
 
 
 def _scaled_by_best(candidates: dict[int, Candidate]) -> dict[int, float]:

@@ -35,7 +35,8 @@ def test_traditional_chinese_question_gets_structured_passages(client: FlaskClie
     response = ask(client, ZH_HANT_QUESTION)
     assert response.status_code == 200 and response.mimetype == "application/json"
     body = response.json
-    assert list(body) == ["question", "query_language", "passages", "took_ms"]
+    assert list(body) == ["question", "query_language", "passages", "min_relevance", "abstained", "took_ms"]
+    assert body["abstained"] is False
     assert body["question"] == ZH_HANT_QUESTION and body["query_language"] == "zh-Hant"
     assert isinstance(body["took_ms"], float) and body["took_ms"] >= 0 and round(body["took_ms"], 1) == body["took_ms"]
     passages = body["passages"]
@@ -43,7 +44,8 @@ def test_traditional_chinese_question_gets_structured_passages(client: FlaskClie
     assert [p["rank"] for p in passages] == list(range(1, len(passages) + 1))
     for passage in passages:
         assert list(passage) == ["rank", "doc_id", "title", "text", "start", "end", "score", "highlight", "language",
-                                 "page", "page_end"]
+                                 "page", "page_end", "relevance"]
+        assert body["min_relevance"] <= passage["relevance"] <= 1
         assert passage["page"] is None and passage["page_end"] is None  # text files have no pages
         assert passage["text"] and 0 <= passage["start"] < passage["end"]
         assert passage["language"] in ("zh-Hans", "zh-Hant", "en", "mixed")
@@ -184,6 +186,12 @@ BAD_REQUESTS = [  # (method, path, keyword arguments for the test client, status
     *[("post", "/api/ask", {"json": {"question": "hi", "top_k": top_k}}, 400, "invalid_top_k")
       for top_k in (True, False, 5.0, "5", None, [5], {}, 0, -1, 51, 10**30)],
     ("post", "/api/ask", {"data": '{"question": "hi", "top_k": NaN}', "content_type": JSON}, 400, "invalid_top_k"),
+    *[("post", "/api/ask", {"json": {"question": "hi", "min_relevance": value}}, 400, "invalid_min_relevance")
+      for value in (True, "0.5", None, [0.5], -0.1, 1.01, 10**30)],
+    ("post", "/api/ask", {"data": '{"question": "hi", "min_relevance": NaN}', "content_type": JSON}, 400,
+     "invalid_min_relevance"),
+    *[("get", "/api/ask", {"query_string": {"q": "hi", "min_relevance": value}}, 400, "invalid_min_relevance")
+      for value in ("", "abc", "-0.5", "1.5", "nan", "inf", "1e-1", "0,5", "０.５")],
     ("get", "/api/ask", {}, 400, "invalid_question"),
     *[("get", "/api/ask", {"query_string": {"q": q}}, 400, "invalid_question") for q in ("", "   ", "a\x00b")],
     ("get", "/api/ask", {"query_string": {"q": "x" * 1001}}, 400, "question_too_long"),

@@ -41,9 +41,10 @@ def test_table_from_a_local_index(seed_index: Path) -> None:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith(QUESTION) and "zh-Hant question, 2 passages" in lines[0]
-    assert lines[2].split() == ["#", "score", "doc_id", "start–end", "title"]
-    rank, score, doc_id, span, *title = lines[3].split()
-    assert (rank, doc_id) == ("1", EXPECTED_DOC) and 0 < float(score) and span.count("–") == 1
+    assert lines[2].split() == ["#", "score", "rel.", "doc_id", "start–end", "title"]
+    rank, score, relevance, doc_id, span, *title = lines[3].split()
+    assert (rank, doc_id) == ("1", EXPECTED_DOC) and 0 < float(score) and 0 < float(relevance) <= 1
+    assert span.count("–") == 1
     assert ">>" in result.stdout and "<<" in result.stdout  # the highlighted sentence (not a terminal: no colour)
     assert "\x1b[" not in result.stdout
 
@@ -57,12 +58,12 @@ def test_bad_questions_are_refused_before_loading_anything(capsys) -> None:
 SENTENCE = "雙方達成一項價值380億美元的協議。"
 TEXT = "前文。" * 40 + SENTENCE + "後文。" * 40
 ANSWER = {
-    "question": "協議價值多少", "query_language": "zh-Hant", "took_ms": 12.5,
+    "question": "協議價值多少", "query_language": "zh-Hant", "took_ms": 12.5, "min_relevance": 0.01, "abstained": False,
     "passages": [
         {"rank": 1, "doc_id": "a.txt", "title": "標題" * 40, "text": TEXT, "start": 5, "end": 300,
-         "score": 0.91234, "highlight": {"start": TEXT.index(SENTENCE), "end": TEXT.index(SENTENCE) + len(SENTENCE)}},
+         "score": 0.91234, "relevance": 0.97, "highlight": {"start": TEXT.index(SENTENCE), "end": TEXT.index(SENTENCE) + len(SENTENCE)}},
         {"rank": 2, "doc_id": "dir/b.md", "title": "English", "text": "No sentence\nmatches here. " * 20,
-         "start": 0, "end": 540, "score": 0.5, "highlight": None},
+         "start": 0, "end": 540, "score": 0.5, "relevance": 0.4, "highlight": None},
     ],
 }
 
@@ -74,13 +75,15 @@ def test_table_layout() -> None:
     assert "(zh-Hant question, 2 passages, 12.5 ms)" in lines[0]
     unwrapped = "".join(line.strip() for line in lines)
     assert f"前文。>>{SENTENCE}<<後文。" in unwrapped  # the whole sentence, marked
-    assert lines[3].split()[:4] == ["1", "0.912", "a.txt", "5–300"] and lines[3].endswith("…")
+    assert lines[3].split()[:5] == ["1", "0.912", "0.97", "a.txt", "5–300"] and lines[3].endswith("…")
     assert "…前文" in unwrapped and "後文。…" in unwrapped  # context trimmed on both sides
     second = table[table.index("dir/b.md"):]
     assert ">>" not in second and "No sentence matches here." in second  # newlines flattened
     coloured = format_answer(ANSWER, columns=80, color=True)
     assert f"\x1b[1;33m{SENTENCE[:4]}" in coloured and ">>" not in coloured
     assert format_answer({**ANSWER, "passages": []}).endswith("no passage answers this question")
+    abstained = format_answer({**ANSWER, "passages": [], "abstained": True})
+    assert abstained.endswith("no passage answers this question (none reached min_relevance 0.01)")
 
 
 def test_wrap_counts_wide_characters_and_keeps_latin_words_whole() -> None:
@@ -93,5 +96,5 @@ def test_pdf_passages_show_their_pages() -> None:
     pdf = {**ANSWER["passages"][0], "doc_id": "r.pdf", "page": 3, "page_end": None}
     spread = {**ANSWER["passages"][1], "doc_id": "s.pdf", "page": 3, "page_end": 4}
     lines = format_answer({**ANSWER, "passages": [pdf, spread]}, columns=100).splitlines()
-    assert lines[3].split()[2:5] == ["r.pdf", "5–300", "p."] and " p. 3 " in lines[3]
+    assert lines[3].split()[3:6] == ["r.pdf", "5–300", "p."] and " p. 3 " in lines[3]
     assert any("pp. 3–4" in line and "s.pdf" in line for line in lines)

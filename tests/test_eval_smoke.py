@@ -15,7 +15,6 @@ from evals.datasets import seed_rows
 from evals.metrics import first_relevant_rank, summarize
 from evals.runner import IndexInfo, QuestionEncoder, RunResult, evaluate_row, machine_description
 from stores.embedded import EmbeddedLocation
-from stores.index_dir import open_index
 from indexer.passages import Chunking
 from service.retrieval import Retriever
 

@@ -6,8 +6,8 @@ import pytest
 
 from stores.contract import Scope
 from stores.embedded import EmbeddedLocation
-from stores.index_dir import open_index
-from service.retrieval import CANDIDATES, FUSION_WEIGHTS, Retriever, _merge_overlaps, best_sentence, fusion_weights
+from service.bilingual import lexicon
+from service.retrieval import CANDIDATES, family, FUSION_WEIGHTS, Retriever, _merge_overlaps, best_sentence, fusion_weights
 from text.normalize import detect_language, fold_script
 from text.segment import keyword_tokens
 from text.clean import clean
@@ -91,7 +91,8 @@ def test_reading_the_head_of_the_ranking_gives_the_hits_reading_all_of_it_gives(
         dense = retriever.store.dense(retriever.encode([q["question"]])[0], CANDIDATES, Scope())
         keyword = retriever.store.keyword(keyword_tokens(folded.casefold()), CANDIDATES, Scope())
         language = detect_language(q["question"])
-        crossed = retriever._crossed(keyword_tokens(folded.casefold()), language, Scope())
+        translated = lexicon().crossed_keywords(keyword_tokens(folded.casefold()), family(language))
+        crossed = retriever._crossed(translated, Scope())
         ranked = retriever._rank(dense, keyword, crossed, language, "hybrid")
         everything = retriever.store.passages([pid for pid, _ in ranked])
         expected, _ = _merge_overlaps([(everything[pid], score) for pid, score in ranked], top_k)

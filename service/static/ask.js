@@ -108,7 +108,9 @@
         ? passage.page + "–" + passage.page_end : passage.page) + " 页 · page(s) of the document";
       pageRef.hidden = false;
     }
-    node.querySelector(".score").textContent = "score " + passage.score.toFixed(3);
+    node.querySelector(".score").textContent = "relevance " + passage.relevance.toFixed(2) + " · score "
+      + passage.score.toFixed(3);
+    node.querySelector(".score").title = "相关度 · how likely this passage answers the question (0–1)";
     node.querySelector(".open-doc").href = documentUrl(passage, question, chosen);
     return node;
   }
@@ -118,7 +120,8 @@
     var count = answer.passages.length;
     if (count === 0) {
       setStatus("empty", [badge(answer.query_language), document.createTextNode(
-        " 没有找到相关段落 · No passage answers this question.")]);
+        answer.abstained ? " 没有段落能回答这个问题 · No passage answers this (none is relevant enough)."
+          : " 没有找到相关段落 · No passage answers this question.")]);
       return;
     }
     setStatus("done", [

@@ -1,0 +1,65 @@
+"""How likely a hit answers the question, 0..1: a logistic model per language pair, fitted by evals/calibrate.py.
+
+The fused score ranks passages against each other; it says nothing about whether any of them answers (every
+question gets a first hit). Three absolute signals do: the hit's dense cosine, the share of the question's
+keywords the hit contains and its BM25 score per keyword (the question's own keywords within a language, their
+CC-CEDICT translations across), and how far the best dense cosine stands above the next ones. Cosines of related texts differ by language pair (English
+questions over Chinese passages score ~.78 where Chinese over Chinese scores ~.91), so each pair has its own
+weights. They are fitted on in-corpus questions (the gold passage is relevant) and on questions asked against a
+corpus that does not hold their answer (nothing is), and stored in relevance.json next to this file.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+MODEL_FILE = Path(__file__).with_name("relevance.json")
+FEATURES = ("cosine", "coverage", "margin", "bm25")  # the model's inputs, in its weights' order (then the bias)
+MARGIN_OF = 4  # the best dense cosine minus the mean of the next MARGIN_OF
+
+
+@dataclass(frozen=True)
+class RelevanceModel:
+    weights: dict[str, tuple[float, ...]]  # "zh-en" (question family, passage family) → FEATURES' weights + bias
+    default_min_relevance: float  # /api/ask's min_relevance when a request gives none
+
+    def relevance(self, pair: str, *features: float) -> float:
+        """`features` in FEATURES' order."""
+        *weights, bias = self.weights.get(pair) or self.weights["mixed"]
+        z = bias + sum(w * x for w, x in zip(weights, features, strict=True))
+        return 1 / (1 + math.exp(-max(-60.0, min(60.0, z))))
+
+    def to_json(self) -> dict:
+        return {"features": list(FEATURES), "weights": {k: list(v) for k, v in self.weights.items()},
+                "default_min_relevance": self.default_min_relevance}
+
+    @classmethod
+    def from_json(cls, document: dict) -> RelevanceModel:
+        if tuple(document["features"]) != FEATURES:
+            raise ValueError(f"{MODEL_FILE}: features {document['features']}, expected {list(FEATURES)}")
+        return cls({k: tuple(v) for k, v in document["weights"].items()}, float(document["default_min_relevance"]))
+
+
+@cache
+def relevance_model() -> RelevanceModel:
+    return RelevanceModel.from_json(json.loads(MODEL_FILE.read_text(encoding="utf-8")))
+
+
+def pair_of(question_family: str, passage_family: str) -> str:
+    """The model's key: "zh-zh", "en-en", "en-zh", "zh-en", or "mixed" when either side is mixed."""
+    return "mixed" if "mixed" in (question_family, passage_family) else f"{question_family}-{passage_family}"
+
+
+def coverage(keywords: list[str], folded_text: str) -> float:
+    """The share of distinct `keywords` found in the passage's folded, lower-cased text."""
+    distinct = set(keywords)
+    return sum(word in folded_text for word in distinct) / len(distinct) if distinct else 0.0
+
+
+def dense_margin(cosines: list[float]) -> float:
+    """The best cosine minus the mean of the next MARGIN_OF: a question whose answer is there stands out."""
+    ranked = sorted(cosines, reverse=True)
+    return ranked[0] - sum(ranked[1 : MARGIN_OF + 1]) / len(ranked[1 : MARGIN_OF + 1]) if len(ranked) > 1 else 0.0

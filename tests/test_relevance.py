@@ -1,0 +1,75 @@
+"""Relevance and abstention (service/relevance.py): every hit's relevance, min_relevance on the API and the CLI."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from service import create_app
+from service.cli import main as cli_main
+from service.relevance import FEATURES, RelevanceModel, coverage, dense_margin, relevance_model
+
+IN_CORPUS = "OpenAI与AWS的协议价值多少？"
+NOWHERE = "谁赢得了2016年的超级碗？"  # the seed articles are about AI companies
+
+
+def test_the_model_is_a_logistic_per_pair_with_a_pooled_fallback():
+    model = RelevanceModel({"zh-zh": (10.0, 1.0, 0.0, 0.0, -8.0), "mixed": (0.0, 0.0, 0.0, 0.0, 0.0)}, 0.2)
+    assert model.relevance("zh-zh", 0.8, 0.0, 0.0, 0.0) == pytest.approx(1 / (1 + math.exp(0.0)))
+    assert model.relevance("zh-zh", 0.9, 0.5, 0.0, 0.0) > model.relevance("zh-zh", 0.9, 0.0, 0.0, 0.0)
+    assert model.relevance("en-zh", 0.9, 0.5, 0.0, 0.0) == 0.5  # no weights of its own: the pooled ones
+    assert RelevanceModel.from_json(model.to_json()) == model
+    with pytest.raises(ValueError, match="features"):
+        RelevanceModel.from_json({**model.to_json(), "features": ["cosine"]})
+    shipped = relevance_model()
+    assert set(shipped.weights) >= {"zh-zh", "en-en", "en-zh", "zh-en", "mixed"}
+    assert all(len(w) == len(FEATURES) + 1 for w in shipped.weights.values())
+    assert 0 < shipped.default_min_relevance < 1
+
+
+def test_coverage_and_margin():
+    assert coverage(["协议", "价值", "协议"], "这份协议的金额") == 0.5  # distinct words, found or not
+    assert coverage([], "anything") == 0.0
+    assert dense_margin([0.9, 0.8, 0.8, 0.8, 0.8, 0.1]) == pytest.approx(0.1)  # the next four only
+    assert dense_margin([0.9]) == 0.0
+
+
+def test_an_answerable_question_keeps_its_hits_and_an_unanswerable_one_abstains(client: FlaskClient):
+    answered = client.post("/api/ask", json={"question": IN_CORPUS}).json
+    assert not answered["abstained"] and answered["passages"][0]["doc_id"] == "002_88511f47bc2856da.txt"
+    assert answered["passages"][0]["relevance"] > 0.5
+    nowhere = client.post("/api/ask", json={"question": NOWHERE}).json
+    assert nowhere["abstained"] and nowhere["passages"] == []
+    everything = client.get("/api/ask", query_string={"q": NOWHERE, "min_relevance": "0"}).json
+    assert not everything["abstained"] and len(everything["passages"]) == 5
+    assert all(p["relevance"] < answered["passages"][0]["relevance"] for p in everything["passages"])
+    strict = client.post("/api/ask", json={"question": IN_CORPUS, "min_relevance": 1}).json
+    assert strict["abstained"] and strict["passages"] == [] and strict["min_relevance"] == 1
+
+
+def test_kept_hits_are_renumbered_from_one(client: FlaskClient):
+    every = client.post("/api/ask", json={"question": IN_CORPUS, "min_relevance": 0, "top_k": 10}).json["passages"]
+    middle = sorted(p["relevance"] for p in every)[len(every) // 2]
+    kept = client.post("/api/ask", json={"question": IN_CORPUS, "min_relevance": middle, "top_k": 10}).json["passages"]
+    assert [p["rank"] for p in kept] == list(range(1, len(kept) + 1))
+    assert [p["start"] for p in kept] == [p["start"] for p in every if p["relevance"] >= middle]
+
+
+def test_qa_min_relevance_sets_the_default_and_a_bad_one_stops_the_start(app: Flask, seed_index):
+    with pytest.raises(ValueError, match="QA_MIN_RELEVANCE"):
+        create_app({"LOAD_INDEX": False, "QA_MIN_RELEVANCE": "high"})
+    lenient = create_app({"QA_INDEX": str(seed_index), "QA_MIN_RELEVANCE": "0"}).test_client()
+    body = lenient.post("/api/ask", json={"question": NOWHERE}).json
+    assert body["min_relevance"] == 0 and len(body["passages"]) == 5
+
+
+def test_the_cli_takes_min_relevance(seed_index, capsys: pytest.CaptureFixture[str]):
+    assert cli_main(["ask", NOWHERE, "--index", str(seed_index), "--json", "--min-relevance", "0"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["passages"]) == 5
+    assert cli_main(["ask", NOWHERE, "--index", str(seed_index)]) == 0
+    assert "no passage answers this question (none reached min_relevance" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli_main(["ask", NOWHERE, "--min-relevance", "2"])
