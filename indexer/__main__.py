@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     from indexer.build import build_index
     from indexer.freshness import is_up_to_date
     from indexer.documents import max_file_bytes
+    from indexer.workers import WorkersFailed
     from indexer.embedding import (EmbeddingFailed, LazyEncoder, ModelMissingError, configured_backend,
                                    configured_model, model_id)
     from indexer.jobs import JobReporter
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     except BuildLocked as error:
         print(f"error: {error}; not waiting (--no-wait). Try again when it has finished.", file=sys.stderr)
         return EXIT_LOCKED
-    except (ValueError, ModelMissingError, EmbeddingFailed) as error:
+    except (ValueError, ModelMissingError, EmbeddingFailed, WorkersFailed) as error:
         if jobs:
             jobs.fail(str(error))
         print(f"error: {error}; the previous index (if any) is still current", file=sys.stderr)

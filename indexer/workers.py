@@ -1,9 +1,12 @@
 """Process files in child processes, each under a time limit, so that no file can hang or crash a build.
 
 PDF and Word parsing runs C code (PDFium, libxml2) and OCR runs Tesseract on files from anywhere: a file
-that overruns its time is skipped with that reason and its worker killed and replaced, and a worker that
-dies (a crash inside a library) costs only its file. Workers are spawned, not forked: the parent may hold
-torch's threads, which a fork does not survive. Results come back as they finish, not in submission order.
+that overruns its time is skipped with that reason and its worker killed and replaced. A worker that dies
+while reading a file (a crash inside a library, or killed for memory) is replaced and the file read once more
+by the new one; only a second death costs the file. A worker that dies before it is ready (it could not even
+start) is no fault of the file: the build fails with WorkersFailed instead of skipping every file. Workers are
+spawned, not forked: the parent may hold torch's threads, which a fork does not survive. Results come back as
+they finish, not in submission order.
 """
 from __future__ import annotations
 
@@ -35,8 +38,14 @@ def file_timeout(seconds: float | None = None) -> float:
     return value
 
 
+class WorkersFailed(RuntimeError):
+    """A document worker died before it was ready: the environment, not a file, is at fault."""
+
+
 def _serve(conn: Connection, settings: Settings) -> None:
-    """A worker: process each (data, format) it receives; answer ("ok", bytes) or ("skip", reason)."""
+    """A worker: say ("ready", None) once started, then process each (data, format) it receives and answer
+    ("ok", bytes) or ("skip", reason)."""
+    conn.send(("ready", None))
     while True:
         try:
             data, format = conn.recv()
@@ -58,6 +67,7 @@ class _Worker:
         child.close()
         self.task: Task | None = None
         self.deadline = 0.0
+        self.ready = False
 
     def start(self, task: Task, timeout: float) -> None:
         self.task, self.deadline = task, time.monotonic() + timeout
@@ -67,6 +77,14 @@ class _Worker:
         self.process.kill()
         self.process.join()
         self.conn.close()
+
+
+@dataclass(frozen=True)
+class _Crash:
+    exit_code: int | None
+
+    def __str__(self) -> str:
+        return f"the extractor crashed on this file twice (exit code {self.exit_code})"
 
 
 class DocumentWorkers:
@@ -84,9 +102,11 @@ class DocumentWorkers:
         busy: list[_Worker] = []
         idle = list(self._workers)
         exhausted = False
-        while busy or not exhausted:
-            while not exhausted and (idle or len(self._workers) < self._processes):
-                task = next(pending, None)
+        again: list[Task] = []  # files whose worker died once: read again by a fresh worker
+        crashed: set[str] = set()
+        while busy or again or not exhausted:
+            while (again or not exhausted) and (idle or len(self._workers) < self._processes):
+                task = again.pop() if again else next(pending, None)
                 if task is None:
                     exhausted = True
                     break
@@ -98,20 +118,32 @@ class DocumentWorkers:
             ready = wait([w.conn for w in busy], timeout=max(0.0, min(w.deadline for w in busy) - time.monotonic()))
             for worker in list(busy):
                 result = self._collect(worker, ready)
-                if result is not None:
-                    busy.remove(worker)
-                    idle.append(self._replace_if_dead(worker))
-                    yield result
+                if result is None:
+                    continue
+                busy.remove(worker)
+                idle.append(self._replace_if_dead(worker))
+                task, outcome = result
+                if isinstance(outcome, _Crash) and task.doc_id not in crashed:
+                    crashed.add(task.doc_id)
+                    again.append(task)
+                    continue
+                yield task, (str(outcome) if isinstance(outcome, _Crash) else outcome)
 
-    def _collect(self, worker: _Worker, ready: list) -> tuple[Task, ProcessedDocument | str] | None:
+    def _collect(self, worker: _Worker, ready: list) -> tuple[Task, ProcessedDocument | str | _Crash] | None:
         task = worker.task
         assert task is not None
-        if worker.conn in ready:
+        while worker.conn in ready and (not worker.ready or worker.conn.poll()):
             try:
                 status, payload = worker.conn.recv()
             except (EOFError, OSError):
                 worker.process.join()
-                return task, f"the extractor crashed on this file (exit code {worker.process.exitcode})"
+                if not worker.ready:
+                    raise WorkersFailed(f"a document worker exited with code {worker.process.exitcode} before it "
+                                        "was ready (it could not start; its error is on stderr)") from None
+                return task, _Crash(worker.process.exitcode)
+            if status == "ready":
+                worker.ready = True
+                continue
             return task, ProcessedDocument.from_bytes(payload) if status == "ok" else payload
         if time.monotonic() >= worker.deadline:
             worker.kill()
