@@ -5,7 +5,7 @@ the plots (plots/*.png).
     PYTHONPATH=. .venv/bin/python -m benchmarks [--quick] [--ann-total N] [--only incremental,extraction [--merge]]
 
 --quick: the seed corpus only and 100k ANN vectors (a few minutes; for trying changes, not for RESULTS.md).
---only: just these sections (incremental rebuilds, PDF extraction, stores, overload), written to benchmarks/.cache/only/ (or
+--only: just these sections (incremental rebuilds, PDF extraction, stores, overload, ceiling), written to benchmarks/.cache/only/ (or
 quick/); --merge also puts them into benchmarks/results.json and regenerates RESULTS.md from it, marked as
 coming from a separate run, the other sections unchanged.
 """
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import (ann, corpus, extraction, floor, incremental, indexing, query, report, report_sections, soak,
-                        stores)
+from benchmarks import (ann, ceiling, corpus, extraction, floor, incremental, indexing, query, report, report_sections,
+                        soak, stores)
 from benchmarks.loadgen import ROOT
 from benchmarks.soak import seed_questions
 from evals.datasets import SEED_CORPUS
@@ -30,7 +30,7 @@ from stores.faiss_index import load_vector_index
 
 HERE = Path(__file__).resolve().parent
 PASSAGE_SAMPLE = 512
-SECTIONS = ("incremental", "extraction", "stores", "overload")  # the parts `--only` can run alone
+SECTIONS = ("incremental", "extraction", "stores", "overload", "ceiling")  # the parts `--only` can run alone
 PDF_PAGES, QUICK_PDF_PAGES = 200, 30
 
 
@@ -150,6 +150,12 @@ def run_sections(names, quick: bool, timings: dict, name: str, corpus_and_questi
             if not (seed_index / "current").exists():
                 indexing.build(SEED_CORPUS, seed_index)
             sections["overload"] = soak.overload(seed_index, seed_questions())
+    if "ceiling" in names:
+        with timed(timings, f"{name}: hardware ceiling"):
+            index_root = corpus.CACHE / f"index-{name}"
+            if not (index_root / "current").exists():
+                indexing.build(corpus_root, index_root)
+            sections["ceiling"] = {"corpus_name": name, **ceiling.run(index_root)}
     for section in sections.values():
         section["date"] = report.machine()["date"]
     return sections

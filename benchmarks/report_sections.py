@@ -28,7 +28,34 @@ def sections_lines(document: dict) -> list[str]:
         lines += stores_section(document["stores"])
     if "overload" in document:
         lines += overload_section(document["overload"])
+    if "ceiling" in document:
+        lines += ceiling_section(document["ceiling"])
     return lines
+
+
+def ceiling_section(section: dict) -> list[str]:
+    """The CPU's GEMM peak, the model's FLOPs per passage, and each passage encoder's share of the peak."""
+    flags = section["flags"]
+    low_precision = [f for f in ("avx512_bf16", "amx_bf16", "avx512_vnni", "avx_vnni", "amx_int8") if flags[f]]
+    peak = section["peak_gflops"]["fp32"]
+    lines = [f"## Hardware ceiling for passage encoding ({section['corpus_name']} corpus sample)", "",
+             *_provenance(section),
+             f"CPU flags: {', '.join(f for f, on in flags.items() if on) or 'none of interest'}. "
+             + ("No bf16 or VNNI/AMX instructions: lower precision has no faster hardware path here, so the fp32 "
+                "path's share of the peak is the measure (issue 15). " if not low_precision else
+                f"Lower precision can use: {', '.join(low_precision)}. ")
+             + f"torch fp32 GEMM on {section['threads']} threads, the shapes one encoder layer multiplies for a "
+             f"batch of {section['batch']} average passages: "
+             + ", ".join(f"{shape} {rate:.0f}" for shape, rate in section["gemm_gflops"]["fp32"].items())
+             + f" GFLOP/s; peak **{peak:.0f} GFLOP/s**. The model reads {section['mean_tokens']:.0f} tokens per "
+             f"passage on average: {section['flops_per_passage'] / 1e9:.2f} GFLOP each "
+             f"({section['flops_per_passage_padded'] / 1e9:.2f} with the padding of unsorted batches of "
+             f"{section['batch']}).", "",
+             "| passage encoder | passages/s | useful GFLOP/s | share of fp32 peak |", "|---|---|---|---|"]
+    for name, rate in section["passages_per_second"].items():
+        lines.append(f"| {name} | {rate:.1f} | {rate * section['flops_per_passage'] / 1e9:.0f} | "
+                     f"{section['share_of_fp32_peak'][name]:.0%} |")
+    return [*lines, ""]
 
 
 def overload_section(section: dict) -> list[str]:

