@@ -17,6 +17,16 @@ def first_relevant_rank(doc_ids: Sequence[str], gold: Collection[str]) -> int:
     return next((rank for rank, doc in enumerate(doc_ids, 1) if doc in gold), 0)
 
 
+def abstains(relevances: Sequence[float], threshold: float) -> bool:
+    """No hit reaches the threshold: /api/ask's answer at that min_relevance is empty."""
+    return not any(r >= threshold for r in relevances)
+
+
+def gold_kept(hits: Sequence, gold: Collection[str], threshold: float) -> bool:
+    """A gold hit (anything with doc_id and relevance) that also reaches the threshold."""
+    return any(h.doc_id in gold and h.relevance >= threshold for h in hits)
+
+
 def _found_within(ranks: np.ndarray, k: int) -> np.ndarray:
     ranks = np.asarray(ranks)
     return (ranks >= 1) & (ranks <= k)

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from evals import formats
 from evals.datasets import DEFAULT_DATASETS, PROJECT_ROOT, Corpus, Query, Row, load_rows
-from evals.metrics import CUTOFF, first_relevant_rank, share, summarize
+from evals.metrics import CUTOFF, abstains, first_relevant_rank, gold_kept, share, summarize
 from stores.contract import FORMAT_VERSION, IndexUnusable, StoreLocation
 from stores.embedded import EmbeddedLocation
 from indexer.build import build_index
@@ -168,16 +168,6 @@ class QuestionEncoder:
         return np.stack([self._vectors[t] for t in texts]) if texts else np.zeros((0, 0), np.float32)
 
 
-def abstains(hits: list[Hit], threshold: float) -> bool:
-    """The answer /api/ask gives at top_k = ANSWER_K is empty: no hit reaches the threshold."""
-    return not any(h.relevance >= threshold for h in hits[:ANSWER_K])
-
-
-def gold_kept_in_5(hits: list[Hit], gold: frozenset[str], threshold: float) -> bool:
-    """A gold hit among the first ANSWER_K hits that also reaches the threshold (/api/ask at top_k = ANSWER_K)."""
-    return any(h.doc_id in gold and h.relevance >= threshold for h in hits[:ANSWER_K])
-
-
 def pdf_pages(retriever: Retriever, row: Row, doc_id: str) -> tuple[str, ...]:
     """Each page's text (normalized, no whitespace) of a PDF in the row's corpus, from the extractor's page_starts;
     checked against the text the index's offsets point into, so the pages are the ones hits were numbered by."""
@@ -200,7 +190,8 @@ def evaluate_row(retriever: Retriever, row: Row, encoder: QuestionEncoder) -> Ro
     vectors = encoder.encode(retriever, [q.text for q in row.queries], row.name)
     threshold = relevance_model().default_min_relevance
     if row.set_name == "abstain":  # no gold: only whether the shipped fusion's answer abstains
-        left = [abstains(retriever.ask(q.text, ANSWER_K, vector=v).hits, threshold) for q, v in zip(row.queries, vectors)]
+        left = [abstains([h.relevance for h in retriever.ask(q.text, ANSWER_K, vector=v).hits], threshold)
+                for q, v in zip(row.queries, vectors)]
         return RowResult(row.name, row.set_name, row.corpus.name, row.script, [q.id for q in row.queries],
                          {"hybrid": ModeResult([], {}, abstained=share(left))})
     kept: list[bool] = []
@@ -214,7 +205,7 @@ def evaluate_row(retriever: Retriever, row: Row, encoder: QuestionEncoder) -> Ro
             hits = retriever.ask(query.text, CUTOFF, mode=mode, vector=vector).hits
             ranks[mode].append(first_relevant_rank([h.doc_id for h in hits], query.gold))
             if mode == "hybrid":
-                kept.append(gold_kept_in_5(hits, query.gold, threshold))
+                kept.append(gold_kept(hits[:ANSWER_K], query.gold, threshold))
             if query.answer is not None:
                 answered[mode].append(any(query.answer in h.text for h in hits[:ANSWER_K]))
             if on_pdf:

@@ -116,3 +116,13 @@ def test_formats_minus_seed_table(result):
         ["formats zh-Hans", "seed zh-Hans"], ["formats zh-Hant", "seed zh-Hant"], ["formats en", "seed en"]]
     assert all(cell == "+0.000" for line in report.format_cells(both) for cell in line[2:])
     assert "Formats − seed R@5" in report.markdown(both) and report.format_cells(result) == []
+
+
+def test_abstention_metrics() -> None:
+    from types import SimpleNamespace as Hit
+
+    from evals.metrics import abstains, gold_kept
+
+    assert abstains([0.1, 0.2], 0.3) and not abstains([0.1, 0.3], 0.3) and abstains([], 0.0)
+    hits = [Hit(doc_id="x", relevance=0.9), Hit(doc_id="g", relevance=0.2)]
+    assert gold_kept(hits, {"g"}, 0.2) and not gold_kept(hits, {"g"}, 0.5) and not gold_kept(hits, {"y"}, 0.0)
