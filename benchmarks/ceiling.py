@@ -49,14 +49,6 @@ def flops_per_passage(config: dict, length: int) -> float:
     return config["num_hidden_layers"] * per_layer
 
 
-def token_lengths(model_dir: Path, passages: list[str], prompt: str = "passage: ") -> list[int]:
-    from tokenizers import Tokenizer
-
-    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-    tokenizer.enable_truncation(512)
-    return [len(encoding.ids) for encoding in tokenizer.encode_batch([prompt + p for p in passages])]
-
-
 def padded_lengths(lengths: list[int], batch: int) -> list[int]:
     """Each passage's length once padded to the longest of its batch, batches taken in the order given."""
     padded = []
@@ -66,10 +58,10 @@ def padded_lengths(lengths: list[int], batch: int) -> list[int]:
     return padded
 
 
-def measure(model_dir: Path, passages: list[str], batch: int = 32) -> dict:
+def measure(model_dir: Path, lengths: list[int], batch: int = 32) -> dict:
+    """`lengths`: the tokens the model reads of each sampled passage, its prompt included."""
     config = json.loads((model_dir / "config.json").read_text())
     flags = cpu_flags()
-    lengths = token_lengths(model_dir, passages)
     tokens = batch * round(sum(lengths) / len(lengths))  # one batch of average passages
     precisions = {"fp32": torch.float32, **({"bf16": torch.bfloat16} if flags["avx512_bf16"] or flags["amx_bf16"] else {})}
     gemm = {name: {f"{m}x{k}x{n}": gemm_gflops(m, k, n, dtype) for m, k, n in layer_shapes(config, tokens)}
@@ -98,9 +90,10 @@ def run(index_root: Path, sample: int = 512) -> dict:
     from indexer.onnx_backend import onnx_path
 
     passages = indexing.sample_passages(index_root, sample)
-    model_dir = Path(configured_model(None))
-    result = measure(model_dir, passages)
     torch_encoder = load_embedder(None, "torch")
+    prompt = (torch_encoder.model.prompts or {}).get("passage", "")
+    model_dir = Path(configured_model(None))
+    result = measure(model_dir, torch_encoder.token_counts([prompt + p for p in passages]))
     rates = {"sentence-transformers fp32 (raw)": _rate(lambda: torch_encoder.passages(passages), passages, torch_encoder)}
     engine = InProcessEngine(torch_encoder)
     rates["build engine, torch fp32, sorted by tokens"] = _rate(

