@@ -71,7 +71,10 @@ class _Worker:
 
     def start(self, task: Task, timeout: float) -> None:
         self.task, self.deadline = task, time.monotonic() + timeout
-        self.conn.send((task.data, task.format))
+        try:
+            self.conn.send((task.data, task.format))
+        except OSError:  # the worker is already gone: _collect reads its end (EOF) and says why
+            pass
 
     def kill(self) -> None:
         self.process.kill()
