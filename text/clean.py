@@ -33,7 +33,9 @@ _NO_SENTENCE_END = r"(?:(?!\. )[^\]\n。！？；!?;*])"
 _MD_IMAGE = re.compile(rf"!\[({_NO_SENTENCE_END}*)\]\([^)\n]*\)")
 _MD_LINK = re.compile(rf"\[({_NO_SENTENCE_END}+)\]\((?:[^()\s]|\([^()\s]*\))*\)")
 _MD_HEADING = re.compile(r"(?<![^\s。！？；!?;…，,、：:])#{1,6}[ \t]+(?=\S)")
-_MD_EMPHASIS = re.compile(rf"(\*\*?)(?=[^\s*])({_NO_SENTENCE_END}+?)\1")
+# Emphasis neither opens before nor closes after whitespace (CommonMark's flanking rule): a kept label that
+# ended in a space would be trimmed off a passage, and with it the widening that covers the closing mark.
+_MD_EMPHASIS = re.compile(rf"(\*\*?)(?=[^\s*])({_NO_SENTENCE_END}*?[^\s\]\n。！？；!?;*])\1")
 
 # Whole lines (normalized: Simplified, half-width, case-folded, trimmed) that are site chrome.
 CHROME_LINES = re.compile(
