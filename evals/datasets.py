@@ -12,11 +12,11 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from functools import lru_cache
 from itertools import chain
 from pathlib import Path
 
-from opencc import OpenCC
+from text.convert import converter as script_converter
+
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SEED_CORPUS = PROJECT_ROOT / "corpus"
@@ -100,9 +100,8 @@ def squad_queries(paragraphs: list[Paragraph], lang: str, gold_langs: Iterable[s
     )
 
 
-@lru_cache(maxsize=2)
 def converter(config: str) -> Callable[[str], str]:
-    return OpenCC(config).convert
+    return script_converter(config).convert
 
 
 def xquad_rows(datasets: Path) -> list[Row]:

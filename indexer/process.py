@@ -27,7 +27,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The code and libraries whose behaviour decides what `process` returns: a change to any of them changes
 # pipeline_version() and so invalidates every cached document.
 PIPELINE_SOURCES = ("text", "extract", "indexer/passages.py", "indexer/process.py")
-PIPELINE_PACKAGES = ("jieba", "opencc-python-reimplemented", "charset-normalizer", "pypdfium2", "lxml")  # lxml reads .docx
+PIPELINE_PACKAGES = ("jieba", "rjieba", "opencc-python-reimplemented", "charset-normalizer", "pypdfium2", "lxml")  # lxml reads .docx
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from functools import lru_cache
 from typing import Literal
 
-from opencc import OpenCC
+from text.convert import Converter, converter
 
 Language = Literal["zh-Hans", "zh-Hant", "en", "mixed"]
 
@@ -27,9 +26,8 @@ _HAN_CHAR = re.compile(f"[{HAN}]")
 _LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
 
 
-@lru_cache(maxsize=1)
-def _converters() -> tuple[OpenCC, OpenCC]:
-    return OpenCC("t2s"), OpenCC("s2t")
+def _converters() -> tuple[Converter, Converter]:
+    return converter("t2s"), converter("s2t")
 
 
 def strip_pinyin(text: str) -> str:
