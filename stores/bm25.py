@@ -35,6 +35,28 @@ def load_keyword_index(folder: Path) -> bm25s.BM25:
     return bm25s.BM25.load(str(folder), mmap=True, show_progress=False)
 
 
+def top_positive(scores: np.ndarray, k: int, block: int = 1024) -> np.ndarray:
+    """Indices of the (at most) k largest positive scores, in no order; ties at the k-th as argpartition breaks them.
+
+    np.argpartition over a million scores takes ~11 ms here. Instead: the maxima of blocks of `block` scores, and
+    the k-th largest of those, θ. k blocks hold a score ≥ θ, so the k-th largest score is ≥ θ, and every score
+    of the top k lies in a block whose maximum is ≥ θ: only those blocks are partitioned (0.6 ms at 1M)."""
+    if k <= 0:
+        return np.empty(0, dtype=np.int64)
+    whole = len(scores) - len(scores) % block
+    maxima = scores[:whole].reshape(-1, block).max(axis=1)
+    threshold = np.partition(maxima, len(maxima) - k)[len(maxima) - k] if k < len(maxima) else 0.0
+    if threshold <= 0:
+        candidates = np.flatnonzero(scores > 0)
+    else:
+        blocks = np.flatnonzero(maxima >= threshold)
+        candidates = np.concatenate([(blocks[:, None] * block + np.arange(block)).ravel(), np.arange(whole, len(scores))])
+        candidates = candidates[scores[candidates] >= threshold]
+    if len(candidates) <= k:
+        return candidates
+    return candidates[np.argpartition(scores[candidates], len(candidates) - k)[len(candidates) - k :]]
+
+
 def keyword_scores(retriever: bm25s.BM25, question_tokens: list[str]) -> np.ndarray:
     """BM25 score of every passage for the question's `keyword_tokens` (zeros when none is in the vocabulary)."""
     tokens = [t for t in question_tokens if t in retriever.vocab_dict]

@@ -15,7 +15,7 @@ import numpy as np
 
 from indexer.process import ProcessedDocument
 from stores import index_dir
-from stores.bm25 import VocabularyBuilder, keyword_scores, save_keyword_index
+from stores.bm25 import VocabularyBuilder, keyword_scores, save_keyword_index, top_positive
 from stores.contract import Candidate, DocumentMeta, Scope, StoredDocument, StoredPassage
 from stores.faiss_index import build_vector_index, index_spec, save_vector_index, search
 from stores.sqlite import SqliteWriter
@@ -43,9 +43,7 @@ class EmbeddedStore:
         allowed = self._mask(scope)
         if allowed is not None:
             scores = np.where(allowed, scores, 0.0)
-        count = min(k, int(np.count_nonzero(scores)))
-        top = np.argpartition(-scores, count - 1)[:count] if count else []
-        return {int(pid): self._candidate(pid, scores[pid]) for pid in top}
+        return {int(pid): self._candidate(pid, scores[pid]) for pid in top_positive(scores, k)}
 
     def _candidate(self, pid: int, score: float) -> Candidate:
         return Candidate(float(score), self._sqlite.language(int(pid)))
