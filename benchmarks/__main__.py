@@ -5,9 +5,9 @@ the plots (plots/*.png).
     PYTHONPATH=. .venv/bin/python -m benchmarks [--quick] [--ann-total N] [--only incremental,extraction [--merge]]
 
 --quick: the seed corpus only and 100k ANN vectors (a few minutes; for trying changes, not for RESULTS.md).
---only: just these sections (incremental rebuilds, PDF extraction, stores, overload, ceiling), written to benchmarks/.cache/only/ (or
-quick/); --merge also puts them into benchmarks/results.json and regenerates RESULTS.md from it, marked as
-coming from a separate run, the other sections unchanged.
+--only: just these sections (incremental rebuilds, PDF extraction, stores, overload, ceiling, million), written to
+benchmarks/.cache/only/ (or quick/); --merge also puts them into benchmarks/results.json and regenerates RESULTS.md
+from it, marked as coming from a separate run, the other sections unchanged. `million` runs only this way.
 """
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import (ann, ceiling, corpus, extraction, floor, incremental, indexing, query, report, report_sections,
-                        soak, stores)
+from benchmarks import (ann, ceiling, corpus, extraction, floor, incremental, indexing, million, query, report,
+                        report_sections, soak, stores)
 from benchmarks.loadgen import ROOT
 from benchmarks.soak import seed_questions
 from evals.datasets import SEED_CORPUS
@@ -30,7 +30,8 @@ from stores.faiss_index import load_vector_index
 
 HERE = Path(__file__).resolve().parent
 PASSAGE_SAMPLE = 512
-SECTIONS = ("incremental", "extraction", "stores", "overload", "ceiling")  # the parts `--only` can run alone
+SECTIONS = ("incremental", "extraction", "stores", "overload", "ceiling", "million")  # the parts `--only` can run alone
+SEPARATE = ("million",)  # ~45 min: only with --only (`make bench-1m`), not in `make bench`
 PDF_PAGES, QUICK_PDF_PAGES = 200, 30
 
 
@@ -107,7 +108,7 @@ def main() -> None:
     results = {name: bench_corpus(name, root, questions, encoders, timings) for name, (root, questions) in corpora.items()}
     largest = list(results)[-1]
     del encoders  # the rebuilds and the PDF build run in child processes; free the models' memory
-    sections = run_sections(SECTIONS, args.quick, timings, largest, corpora[largest], cold=results[largest]["build"])
+    sections = run_sections([s for s in SECTIONS if s not in SEPARATE], args.quick, timings, largest, corpora[largest], cold=results[largest]["build"])
     with timed(timings, "ANN"):
         base = ann.load_base([corpus.CACHE / f"index-{largest}"])
         total = args.ann_total or (100_000 if args.quick else 1_000_000)
@@ -156,6 +157,9 @@ def run_sections(names, quick: bool, timings: dict, name: str, corpus_and_questi
             if not (index_root / "current").exists():
                 indexing.build(corpus_root, index_root)
             sections["ceiling"] = {"corpus_name": name, **ceiling.run(index_root)}
+    if "million" in names:
+        with timed(timings, "the whole service at a million passages"):
+            sections["million"] = million.run(million.QUICK_PASSAGES if quick else million.PASSAGES)
     for section in sections.values():
         section["date"] = report.machine()["date"]
     return sections

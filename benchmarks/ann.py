@@ -90,11 +90,16 @@ def expand(base: np.ndarray, total: int, sigma: float, seed: int = 0, chunk: int
     out[: len(base)] = base
     for first in range(len(base), total, chunk):
         count = min(chunk, total - first)
-        block = base[rng.integers(0, len(base), count)]
-        block += rng.standard_normal(block.shape, dtype=np.float32) * np.float32(sigma)
-        block /= np.linalg.norm(block, axis=1, keepdims=True)
-        out[first : first + count] = block
+        out[first : first + count] = noisy_copies(base, count, sigma, rng)
     return out[:total]
+
+
+def noisy_copies(base: np.ndarray, count: int, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """`count` random rows of `base`, each plus Gaussian noise of `sigma` per dimension, re-normalized."""
+    block = base[rng.integers(0, len(base), count)]
+    block += rng.standard_normal(block.shape, dtype=np.float32) * np.float32(sigma)
+    block /= np.linalg.norm(block, axis=1, keepdims=True)
+    return block
 
 
 def load_questions(count: int = 200, seed: int = 0) -> list[str]:

@@ -20,13 +20,7 @@ from stores.sqlite import SqliteReader
 def build(corpus: Path, index_root: Path) -> dict:
     command = [sys.executable, "-m", "indexer", "build", "--corpus", str(corpus), "--index", str(index_root),
                "--force", "--quiet"]
-    started = time.perf_counter()
-    child = subprocess.Popen(command, cwd=ROOT)
-    _, status, usage = os.wait4(child.pid, 0)  # wait4: this child's own peak RSS (ru_maxrss, KiB)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.perf_counter() - started
-    if child.returncode != 0:
-        raise SystemExit(f"indexing {corpus} failed with exit code {child.returncode}")
+    wall, peak_rss_mb = run_child(command, f"indexing {corpus}")
     manifest = index_dir.read_manifest(index_dir.current_build(index_root))
     passages = manifest["counts"]["passages"]
     return {
@@ -39,9 +33,19 @@ def build(corpus: Path, index_root: Path) -> dict:
         "outside_encode_share": 1 - manifest["encode_seconds"] / manifest["build_seconds"],
         "per_second": passages / manifest["build_seconds"],
         "process_seconds": wall,  # also interpreter start-up and loading the model
-        "peak_rss_mb": usage.ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb,
         "work": manifest["work"],  # files processed, passages embedded / cached, stage_seconds
     }
+
+
+def run_child(command: list[str], what: str) -> tuple[float, float]:
+    """Run `command` from the project root; its wall seconds and its own peak RSS in MB. SystemExit if it fails."""
+    started = time.perf_counter()
+    child = subprocess.Popen(command, cwd=ROOT)
+    _, status, usage = os.wait4(child.pid, 0)  # wait4: this child's own peak RSS (ru_maxrss, KiB)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{what} failed with exit code {os.waitstatus_to_exitcode(status)}")
+    return time.perf_counter() - started, usage.ru_maxrss / 1024
 
 
 def sample_passages(index_root: Path, count: int, seed: int = 0) -> list[str]:

@@ -9,12 +9,14 @@ from __future__ import annotations
 import http.client
 import os
 import random
+import re
 import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,6 +29,7 @@ GUNICORN = Path(sys.executable).parent / "gunicorn"
 READY_WITHIN_SECONDS = 300
 
 
+_PHASE_LINE = re.compile(r'^qa_ask_seconds_(sum|count)\{phase="(\w+)"\} (\S+)$', re.MULTILINE)
 REFUSED = (429, 503)  # rate_limited, overloaded: the client waits about Retry-After, then asks again
 # Refused clients wait Retry-After × uniform(0.5, 1.5), as well-behaved clients add jitter to a back-off: with 64
 # clients told "1 s" at once, exact waits bring them back in one burst every second (answered p99 105–110 ms vs
@@ -96,6 +99,26 @@ def wait_until_ready(address: str, server: subprocess.Popen) -> None:
             pass
         time.sleep(0.5)
     raise SystemExit(f"the server did not become ready (exit code {server.poll()})")
+
+
+def ask_phases(address: str) -> dict[str, tuple[float, float]]:
+    """/metrics' qa_ask_seconds by phase (encode, search, fusion, total): (sum of seconds, count) so far."""
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    found: dict[str, list[float]] = {}
+    for kind, phase, value in _PHASE_LINE.findall(text):
+        found.setdefault(phase, [0.0, 0.0])[kind == "count"] = float(value)
+    return {phase: (total, count) for phase, (total, count) in found.items()}
+
+
+def phase_means_ms(before: dict, after: dict) -> dict[str, float]:
+    """Mean milliseconds per question of each phase between two ask_phases snapshots."""
+    means = {}
+    for phase, (total, count) in after.items():
+        earlier_total, earlier_count = before.get(phase, (0.0, 0.0))
+        if count > earlier_count:
+            means[phase] = 1000 * (total - earlier_total) / (count - earlier_count)
+    return means
 
 
 def worker_rss(server: subprocess.Popen) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks.loadgen import Client, Tally, run_clients, serving, worker_rss
+from benchmarks.loadgen import Client, Tally, ask_phases, phase_means_ms, run_clients, serving, worker_rss
 
 CLIENTS = (1, 4, 8)
 LATENCY_REQUESTS = 400  # one client, one request at a time: the latency percentiles
@@ -21,7 +21,9 @@ def measure(index_root: Path, questions: list[str], log: Path, clients: tuple[in
         warm = Client(address)
         for question in questions[:10]:  # the worker warmed itself up at start; this warms the connection path
             warm.ask(question)
+        before = ask_phases(address)
         latency = run_clients(address, questions, 1, LOAD_SECONDS * 2, LATENCY_REQUESTS)
+        phases = phase_means_ms(before, ask_phases(address))
         loads = {1: latency}
         for count in clients:
             if count > 1:
@@ -29,6 +31,7 @@ def measure(index_root: Path, questions: list[str], log: Path, clients: tuple[in
         rss = worker_rss(server)
     return {
         "latency": _latencies(latency),
+        "phases_ms": phases,  # one client: mean ms per question of encode, search, fusion and total, in the server
         "load": {count: {"clients": count, "per_second": t.per_second, "requests": len(t.latencies_ms),
                          "errors": t.errors, **_latencies(t)} for count, t in loads.items()},
         "worker_rss_mb": rss / 2**20,

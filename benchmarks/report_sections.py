@@ -1,7 +1,7 @@
 """RESULTS.md sections of the build benchmarks that also run alone (`python -m benchmarks --only`): incremental
 rebuilds (benchmarks/incremental.py), PDF extraction (benchmarks/extraction.py), and the Milvus store and the
 Ray build against the embedded store and an in-process build (benchmarks/stores.py), and overload
-(benchmarks/soak.py)."""
+(benchmarks/soak.py), and the whole service at a million passages (benchmarks/million.py)."""
 from __future__ import annotations
 
 # The issues' targets: a rebuild's share of the cold build, the read stage's share of a PDF's build, Milvus' p50
@@ -30,6 +30,40 @@ def sections_lines(document: dict) -> list[str]:
         lines += overload_section(document["overload"])
     if "ceiling" in document:
         lines += ceiling_section(document["ceiling"])
+    if "million" in document:
+        lines += million_section(document["million"])
+    return lines
+
+
+def million_section(section: dict) -> list[str]:
+    """The whole service over ~1M passages (benchmarks/million.py): the build, its size, and asking it over HTTP."""
+    m, build, served, disk, aims = (section["manifest"], section["build"], section["served"], section["on_disk_mb"],
+                                    section["aims"])
+    stages, phases, noise = m["work"]["stage_seconds"], served["phases_ms"], section["noise"]
+    p50, rss = served["latency"]["p50_ms"], served["worker_rss_mb"]
+    lines = [f"## The whole service at {m['counts']['passages']:,} passages", "", *_provenance(section),
+             f"{m['counts']['documents']:,} documents ({section['corpus_mb']:.0f} MB) recombined from the datasets' "
+             "sentences (benchmarks/million_corpus.py), built cold by the indexer into the embedded store "
+             f"({m['vector_index']}); {noise['real']:,} passages embedded by the real encoder, every other one a "
+             f"copy of one of them with noise σ = {noise['sigma']:.4f} (cosine to its source ≈ "
+             f"{noise['target_cosine']:.3f}, the real vectors' median nearest-neighbour cosine; benchmarks/million.py). "
+             f"Then one gunicorn worker serves it and is asked {served['requests_one_at_a_time']} real questions one "
+             "at a time, then by 8 clients. Aims: ask p50 ≤ "
+             f"{aims['p50_ms']:g} ms (measured **{p50:.1f} ms**, {'met' if p50 <= aims['p50_ms'] else 'not met'}), "
+             f"worker RSS ≤ {aims['worker_rss_mb'] / 1024:g} GB (measured **{rss / 1024:.2f} GB**, "
+             f"{'met' if rss <= aims['worker_rss_mb'] else 'not met'}).", "",
+             "| build s | without encode s | read / plan / embed / encode / store / seal s | peak RSS MB "
+             "| passages.sqlite / bm25 / vectors.faiss MB | index MB | caches MB |", "|---|---|---|---|---|---|---|",
+             f"| {m['build_seconds']:.0f} | {build['without_encode_seconds']:.0f} | {_stages(stages)} | "
+             f"{build['peak_rss_mb']:.0f} | {disk['passages.sqlite']:.0f} / {disk['bm25']:.0f} / "
+             f"{disk['vectors.faiss']:.0f} | {disk['index']:.0f} | {disk['caches']:.0f} |", "",
+             "| clients | requests | errors | q/s | p50 ms | p95 ms | p99 ms |", "|---|---|---|---|---|---|---|"]
+    for clients, load in served["load"].items():
+        lines.append(f"| {clients} | {load['requests']} | {load['errors']} | {load['per_second']:.1f} | "
+                     f"{load['p50_ms']:.1f} | {load['p95_ms']:.1f} | {load['p99_ms']:.1f} |")
+    lines += ["", "Where one question's time goes, in the server (means over the one-client run, /metrics): "
+              + ", ".join(f"{phase} {phases[phase]:.1f} ms" for phase in ("encode", "search", "fusion", "total")
+                          if phase in phases) + f"; worker RSS after the runs {rss:.0f} MB.", ""]
     return lines
 
 
