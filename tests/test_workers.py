@@ -10,7 +10,7 @@ import pytest
 
 from indexer.workers import DocumentWorkers, Task, WorkersFailed
 
-SLOW_TEXT = ("微软与OpenAI的协议价值三百八十亿美元，双方在数据中心上合作多年。" * 40 + "\n\n") * 300  # ~1 s of work
+SLOW_TEXT = ("微软与OpenAI的协议价值三百八十亿美元，双方在数据中心上合作多年。" * 40 + "\n\n") * 1200  # ~2.2 s of work
 
 
 def kill_a_busy_worker(workers: DocumentWorkers, after_seconds: float, killed: list[int]) -> None:
