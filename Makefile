@@ -80,7 +80,7 @@ bench: model
 
 # The whole service over ~1M passages (benchmarks/million.py): a corpus recombined from the datasets' sentences,
 # built cold (real encoder for 2,048 passages, calibrated copies for the rest), then asked over HTTP. About
-# 45 min on 2 cores; merges its section into RESULTS.md. QUICK=1: 50k passages, written to .cache/quick/ only.
+# 21 min on 2 cores (measured); merges its section into RESULTS.md. QUICK=1: 50k passages, written to .cache/quick/ only.
 bench-1m: model
 	$(PY) -m benchmarks --only million $(if $(QUICK),--quick,--merge)
 

@@ -19,20 +19,9 @@ def sections_markdown(document: dict) -> str:
 
 
 def sections_lines(document: dict) -> list[str]:
-    lines = []
-    if "incremental" in document:
-        lines += incremental_section(document["incremental"])
-    if "extraction" in document:
-        lines += extraction_section(document["extraction"])
-    if "stores" in document:
-        lines += stores_section(document["stores"])
-    if "overload" in document:
-        lines += overload_section(document["overload"])
-    if "ceiling" in document:
-        lines += ceiling_section(document["ceiling"])
-    if "million" in document:
-        lines += million_section(document["million"])
-    return lines
+    renderers = {"incremental": incremental_section, "extraction": extraction_section, "stores": stores_section,
+                 "overload": overload_section, "ceiling": ceiling_section, "million": million_section}
+    return [line for name, render in renderers.items() if name in document for line in render(document[name])]
 
 
 def million_section(section: dict) -> list[str]:

@@ -1,5 +1,5 @@
 """Traditional ↔ Simplified conversion: OpenCC's dictionaries, converted exactly as opencc-python-reimplemented
-converts them, about ten times faster.
+converts them, faster (measured on the datasets' Chinese paragraphs: t2s 2.9×, s2t 1.3×).
 
 opencc-python-reimplemented (whose configs and dictionaries are read here) splits the text at separators and
 resolves each run by a tree search: the longest dictionary key anywhere in the run, the leftmost of equals, is
@@ -9,15 +9,14 @@ length, ~7 µs a character: two thirds of reading a document. Here one pass list
 where a key starts (extending each while it still begins a key), then accepts them longest first,
 leftmost of equals, unless they overlap one already accepted. That picks what the recursion picks: the two
 sides of a match never share a candidate, so each side's first candidate in that order is its own best one.
-tests/test_convert.py checks the two agree on the corpus, the datasets and random text.
+tests/test_fast_text.py checks the two agree on the corpus, the datasets and random text.
 """
 from __future__ import annotations
 
-import functools
 import json
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import opencc
@@ -43,11 +42,11 @@ class _Dictionary:
         starts = re.compile("[" + "".join(re.escape(first) for first in sorted({key[0] for key in mapping})) + "]")
         return cls(mapping, prefixes, starts)
 
-    @functools.cached_property
+    @cached_property
     def characters_only(self) -> bool:
         return all(len(key) == 1 for key in self.mapping)
 
-    @functools.cached_property
+    @cached_property
     def table(self) -> dict[int, str]:
         """For str.translate, when every key is one character."""
         return {ord(key): value for key, value in self.mapping.items()}
@@ -99,8 +98,6 @@ def _convert_group(run: str, group: list[_Dictionary]) -> str:
             if taken.find(1, position, end) == -1:
                 taken[position:end] = b"\x01" * (end - position)
                 replaced[position] = (dictionary.mapping[run[position:end]], end - position)
-    if not replaced:
-        return run.translate(last.table) if last is not None else run
     out, free_from = [], 0
     for position in sorted(replaced):
         conversion, length = replaced[position]
