@@ -17,7 +17,7 @@ from functools import cache
 from pathlib import Path
 
 from service.bilingual import STOPWORDS
-from stores.contract import Candidate, StoredPassage
+from stores.contract import Candidates, StoredPassage
 
 MODEL_FILE = Path(__file__).with_name("relevance.json")
 FEATURES = ("cosine", "coverage", "margin", "bm25")  # the model's inputs, in its weights' order (then the bias)
@@ -99,9 +99,9 @@ class Evidence:
     crossed_bm25: dict[int, float]  # and of their translations, per translation
 
     @classmethod
-    def of(cls, language: str, query_tokens: list[str], translated: list[str], dense: dict[int, Candidate],
-           keyword: dict[int, Candidate], crossed: dict[int, Candidate]) -> Evidence:
-        cosines = {pid: c.score for pid, c in dense.items()}
+    def of(cls, language: str, query_tokens: list[str], translated: list[str], dense: Candidates,
+           keyword: Candidates, crossed: Candidates) -> Evidence:
+        cosines = dense.by_id()
         own = [t for t in query_tokens if t not in STOPWORDS]
         return cls(family(language), set(query_tokens), own, translated, cosines, min(cosines.values(), default=0.0),
                    dense_margin(list(cosines.values())), _per_word(keyword, len(query_tokens)),
@@ -119,5 +119,5 @@ class Evidence:
         return relevance_model().relevance(*self.features(passage))
 
 
-def _per_word(candidates: dict[int, Candidate], words: int) -> dict[int, float]:
-    return {pid: c.score / max(words, 1) for pid, c in candidates.items()}
+def _per_word(candidates: Candidates, words: int) -> dict[int, float]:
+    return dict(zip(candidates.ids.tolist(), (candidates.scores / max(words, 1)).tolist()))

@@ -28,7 +28,7 @@ from service.relevance import Evidence, family
 from text.normalize import Language, detect_language, fold_script, normalize
 from text.segment import keyword_tokens
 from text.sentences import sentence_spans
-from stores.contract import Candidate, PassageStore, Scope, StoredDocument, StoredPassage, StoreLocation
+from stores.contract import Candidates, PassageStore, Scope, StoredDocument, StoredPassage, StoreLocation
 
 Mode = Literal["hybrid", "dense", "bm25"]  # the shipped fusion, and each signal alone (eval baselines)
 CANDIDATES = 100  # per signal; fusion and merging pick top_k from their union
@@ -128,20 +128,20 @@ class Retriever:
         # encode first: the less Python runs before it, the more concurrent questions share a batch
         embedded = self._batcher.embed(folded) if vector is None else vector
         with metrics.ASK_SECONDS.labels("search").time():
-            dense = self.store.dense(embedded, CANDIDATES, scope) if mode != "bm25" else {}
+            dense = self.store.dense(embedded, CANDIDATES, scope) if mode != "bm25" else Candidates.empty()
             language = detect_language(question)
             query_tokens = keyword_tokens(folded.casefold())
             translated = lexicon().crossed_keywords(query_tokens, family(language))
-            keyword = self.store.keyword(query_tokens, CANDIDATES, scope) if mode != "dense" else {}
-            crossed = self._crossed(translated, scope) if mode == "hybrid" else {}
+            keyword = self.store.keyword(query_tokens, CANDIDATES, scope) if mode != "dense" else Candidates.empty()
+            crossed = self._crossed(translated, scope) if mode == "hybrid" else Candidates.empty()
         with metrics.ASK_SECONDS.labels("fusion").time():
             ranked = self._rank(dense, keyword, crossed, language, mode)
             spans = self._cited_spans(ranked, top_k)
         return language, spans, Evidence.of(language, query_tokens, translated, dense, keyword, crossed)
 
-    def _crossed(self, translated: list[str], scope: Scope) -> dict[int, Candidate]:
+    def _crossed(self, translated: list[str], scope: Scope) -> Candidates:
         """BM25 candidates for the question's keywords in the other language (service/bilingual.py)."""
-        return self.store.keyword(translated, CANDIDATES, scope) if translated else {}
+        return self.store.keyword(translated, CANDIDATES, scope) if translated else Candidates.empty()
 
     def _cited_spans(self, ranked: list[tuple[int, float]], top_k: int) -> list[tuple[StoredPassage, float]]:
         """The top_k hits after merging overlaps. Reading passages costs ~5 µs each, so only the head of the
@@ -155,21 +155,25 @@ class Retriever:
         raise AssertionError("unreachable: the last pass reads the whole ranking")
 
     @staticmethod
-    def _rank(dense: dict[int, Candidate], keyword: dict[int, Candidate], crossed: dict[int, Candidate],
-              language: str, mode: Mode) -> list[tuple[int, float]]:
+    def _rank(dense: Candidates, keyword: Candidates, crossed: Candidates, language: str,
+              mode: Mode) -> list[tuple[int, float]]:
         """(passage id, score) best first: one signal alone, or all scaled to 0..1 and weighted."""
         if mode != "hybrid":
             chosen = dense if mode == "dense" else keyword
-            return sorted(((pid, c.score) for pid, c in chosen.items()), key=lambda item: -item[1])
-        dense_scores = [c.score for c in dense.values()]
-        lowest, highest = (min(dense_scores), max(dense_scores)) if dense else (0.0, 1.0)
-        keyword_part, crossed_part = _scaled_by_best(keyword), _scaled_by_best(crossed)
-        fused = {}
-        for pid, candidate in (crossed | keyword | dense).items():
-            w_dense, w_keyword, w_crossed = fusion_weights(language, candidate.language)
-            dense_part = max((dense[pid].score if pid in dense else lowest) - lowest, 0.0) / max(highest - lowest, 1e-9)
-            fused[pid] = w_dense * dense_part + w_keyword * keyword_part.get(pid, 0.0) + w_crossed * crossed_part.get(pid, 0.0)
-        return sorted(fused.items(), key=lambda item: -item[1])
+            return _best_first(chosen.ids, chosen.scores)
+        signals = (crossed, keyword, dense)
+        ids, first, slot = np.unique(np.concatenate([c.ids for c in signals]), return_index=True, return_inverse=True)
+        crossed_part, keyword_part, dense_scores = _spread(signals, slot, len(ids))
+        lowest, highest = (dense.scores.min(), dense.scores.max()) if len(dense) else (0.0, 1.0)
+        dense_scores[~np.isin(ids, dense.ids)] = lowest  # 0 after scaling, like the dense candidates' worst
+        dense_part = np.maximum(dense_scores - lowest, 0.0) / max(highest - lowest, 1e-9)
+        languages = np.concatenate([c.languages for c in signals])[first]
+        names, which = np.unique(languages, return_inverse=True)
+        weights = np.array([fusion_weights(language, name) for name in names]).reshape(-1, 3)[which]
+        keyword_part, crossed_part = keyword_part / _best(keyword), crossed_part / _best(crossed)
+        fused = weights[:, 0] * dense_part + weights[:, 1] * keyword_part + weights[:, 2] * crossed_part
+        order = np.lexsort((first, -fused))  # ties: the candidate met first (crossed, keyword, dense) first
+        return list(zip(ids[order].tolist(), fused[order].tolist()))
 
     @staticmethod
     def _hit(passage: StoredPassage, score: float, evidence: Evidence) -> Hit:
@@ -189,9 +193,25 @@ class Retriever:
         )
 
 
-def _scaled_by_best(candidates: dict[int, Candidate]) -> dict[int, float]:
-    best = max((c.score for c in candidates.values()), default=0.0) or 1.0
-    return {pid: c.score / best for pid, c in candidates.items()}
+def _best_first(ids: np.ndarray, scores: np.ndarray) -> list[tuple[int, float]]:
+    order = np.argsort(-scores, kind="stable")
+    return list(zip(ids[order].tolist(), scores[order].tolist()))
+
+
+def _spread(signals: tuple[Candidates, ...], slot: np.ndarray, count: int) -> list[np.ndarray]:
+    """Each signal's scores over all `count` candidates (0 where it has none); `slot` places the concatenated ids."""
+    parts, start = [], 0
+    for candidates in signals:
+        part = np.zeros(count)
+        part[slot[start : start + len(candidates)]] = candidates.scores
+        parts.append(part)
+        start += len(candidates)
+    return parts
+
+
+def _best(candidates: Candidates) -> float:
+    """What scales a BM25 signal to 0..1: its best score (1 when there is none)."""
+    return float(candidates.scores.max()) if len(candidates) and candidates.scores.max() else 1.0
 
 
 def _merge_overlaps(ranked: list[tuple[StoredPassage, float]], top_k: int) -> tuple[list[tuple[StoredPassage, float]], bool]:

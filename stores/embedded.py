@@ -16,7 +16,7 @@ import numpy as np
 from indexer.process import ProcessedDocument
 from stores import index_dir
 from stores.bm25 import VocabularyBuilder, keyword_scores, save_keyword_index, top_positive
-from stores.contract import Candidate, DocumentMeta, Scope, StoredDocument, StoredPassage
+from stores.contract import Candidates, DocumentMeta, Scope, StoredDocument, StoredPassage
 from stores.faiss_index import build_vector_index, index_spec, save_vector_index, search
 from stores.sqlite import SqliteWriter
 
@@ -34,19 +34,22 @@ class EmbeddedStore:
     def passage_count(self) -> int:
         return self._sqlite.passage_count
 
-    def dense(self, vector: np.ndarray, k: int, scope: Scope) -> dict[int, Candidate]:
+    def dense(self, vector: np.ndarray, k: int, scope: Scope) -> Candidates:
         scores, ids = search(self._vectors, vector[None, :], k, self._mask(scope))
-        return {int(pid): self._candidate(pid, score) for pid, score in zip(ids[0], scores[0]) if pid >= 0}
+        found = ids[0] >= 0  # FAISS pads with -1 when fewer than k vectors are allowed
+        return self._candidates(ids[0][found], scores[0][found])
 
-    def keyword(self, tokens: list[str], k: int, scope: Scope) -> dict[int, Candidate]:
+    def keyword(self, tokens: list[str], k: int, scope: Scope) -> Candidates:
         scores = keyword_scores(self._keywords, tokens)
         allowed = self._mask(scope)
         if allowed is not None:
             scores = np.where(allowed, scores, 0.0)
-        return {int(pid): self._candidate(pid, scores[pid]) for pid in top_positive(scores, k)}
+        top = top_positive(scores, k)
+        return self._candidates(top, scores[top])
 
-    def _candidate(self, pid: int, score: float) -> Candidate:
-        return Candidate(float(score), self._sqlite.language(int(pid)))
+    def _candidates(self, ids: np.ndarray, scores: np.ndarray) -> Candidates:
+        ids = ids.astype(np.int64)
+        return Candidates(ids, scores.astype(np.float64), self._sqlite.languages(ids))
 
     def _mask(self, scope: Scope) -> np.ndarray | None:
         return None if scope.everything else self._sqlite.passage_mask(scope.folder, scope.language)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import numpy as np
 from pymilvus import MilvusClient
 
-from stores.contract import DOCUMENT_LISTING, Candidate, Scope, StoredDocument, StoredPassage, StoreUnavailable
+from stores.contract import DOCUMENT_LISTING, Candidates, Scope, StoredDocument, StoredPassage, StoreUnavailable
 from stores.milvus_connection import Connection
 from stores.milvus_schema import (DOCUMENT_FIELDS, PASSAGE_FIELDS, SEARCH_FIELDS, Names, dense_search_params,
                                   folder_name, keyword_text, literal, scope_filter)
@@ -44,28 +44,30 @@ class MilvusStore:
     def passage_count(self) -> int:
         return self._passage_count
 
-    def dense(self, vector: np.ndarray, k: int, scope: Scope) -> dict[int, Candidate]:
+    def dense(self, vector: np.ndarray, k: int, scope: Scope) -> Candidates:
         query = np.asarray(vector, dtype=np.float32).reshape(-1).tolist()
         params = dense_search_params(self._dense_index, k)
         return self._search("search passages by vector", query, "vector", k, scope, params)
 
-    def keyword(self, tokens: list[str], k: int, scope: Scope) -> dict[int, Candidate]:
+    def keyword(self, tokens: list[str], k: int, scope: Scope) -> Candidates:
         words = keyword_text(tokens)
         if not words:
-            return {}
+            return Candidates.empty()
         return self._search("search passages by keyword", words, "sparse", k, scope, {"metric_type": "BM25"})
 
-    def _search(self, what: str, query, field: str, k: int, scope: Scope, params: dict) -> dict[int, Candidate]:
+    def _search(self, what: str, query, field: str, k: int, scope: Scope, params: dict) -> Candidates:
         if k <= 0:
-            return {}
+            return Candidates.empty()
         hits = self._connection.call(what, lambda client, seconds: client.search(
             self._names.passages, data=[query], anns_field=field, limit=min(k, MAX_RESULTS),
             filter=scope_filter(scope), search_params=params, output_fields=list(SEARCH_FIELDS), timeout=seconds,
         ), self._names.passages)[0]
+        if not hits:
+            return Candidates.empty()
         # BM25 distances are negative in Milvus Lite and positive in Milvus, best first in both: abs() is the score
-        scores = ((int(hit.id), abs(float(hit.distance)) if field == "sparse" else float(hit.distance), hit)
-                  for hit in hits)
-        return {pid: Candidate(score, hit["entity"]["language"]) for pid, score, hit in scores}
+        return Candidates(np.array([int(hit.id) for hit in hits], np.int64),
+                          np.array([abs(float(hit.distance)) if field == "sparse" else float(hit.distance) for hit in hits]),
+                          np.array([hit["entity"]["language"] for hit in hits]))
 
     def passages(self, ids: list[int]) -> dict[int, StoredPassage]:
         rows = []

@@ -66,10 +66,11 @@ class SqliteReader:
     def __init__(self, path: Path) -> None:
         self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
         self._lock = threading.Lock()
-        # every passage's language, in memory (fusion weighs each candidate by it): 8 bytes a passage
-        self._languages = [row[0] for row in self._query("SELECT language FROM passages ORDER BY id")]
-        self._language_array = np.array(self._languages)
-        self.passage_count = len(self._languages)
+        # every passage's language, in memory (fusion weighs each candidate by it): one byte a passage
+        self._language_names, codes = np.unique(
+            [row[0] for row in self._query("SELECT language FROM passages ORDER BY id")], return_inverse=True)
+        self._language_codes = codes.astype(np.min_scalar_type(len(self._language_names)))
+        self.passage_count = len(self._language_codes)
 
     def _query(self, sql: str, params: tuple | list = ()) -> list[tuple]:
         with self._lock:
@@ -88,8 +89,8 @@ class SqliteReader:
             return []
         return self._query(query.format(marks=",".join("?" * len(ids))), [int(i) for i in ids])
 
-    def language(self, passage_id: int) -> str:
-        return self._languages[passage_id]
+    def languages(self, passage_ids: np.ndarray) -> np.ndarray:
+        return self._language_names[self._language_codes[passage_ids]]
 
     def document(self, doc_id: str) -> StoredDocument | None:
         rows = self._query(
@@ -123,7 +124,7 @@ class SqliteReader:
             return None
         mask = np.ones(self.passage_count, dtype=bool)
         if language is not None:
-            mask &= self._language_array == language
+            mask &= self._language_codes == _index_of(self._language_names, language)
         if folder is not None:
             in_folder = np.zeros(self.passage_count, dtype=bool)
             where, params = _folder_clause(folder, "doc_id")
@@ -153,3 +154,9 @@ def _folder_clause(folder: str | None, column: str = "doc_id") -> tuple[str, lis
         return "", []
     prefix = folder.strip("/") + "/"
     return f"WHERE {column} >= ? AND {column} < ?", [prefix, prefix[:-1] + chr(ord("/") + 1)]
+
+
+def _index_of(names: np.ndarray, name: str) -> int:
+    """`name`'s position in `names`, or -1 (matches no code) when absent."""
+    found = np.flatnonzero(names == name)
+    return int(found[0]) if len(found) else -1

@@ -58,6 +58,6 @@ def test_an_english_question_finds_the_chinese_passage_by_its_translated_keyword
     tokens = keyword_tokens(fold_script(question).casefold())
     own = retriever.store.keyword([t for t in tokens if t not in {"openai", "aws"}], 10, Scope())
     crossed = retriever._crossed(lexicon().crossed_keywords(tokens, "en"), Scope())
-    found = retriever.store.passages(list(own) + list(crossed))
-    assert "002_88511f47bc2856da.txt" not in {found[pid].doc_id for pid in own}  # its own words, names aside
-    assert "002_88511f47bc2856da.txt" in {found[pid].doc_id for pid in crossed}
+    found = retriever.store.passages(own.ids.tolist() + crossed.ids.tolist())
+    assert "002_88511f47bc2856da.txt" not in {found[pid].doc_id for pid in own.ids.tolist()}  # its own words, names aside
+    assert "002_88511f47bc2856da.txt" in {found[pid].doc_id for pid in crossed.ids.tolist()}

@@ -75,17 +75,18 @@ def test_dense_search_ranks_by_cosine_within_the_scope(built):
     store = location.open(MODEL, DIM)
     target = passage_id("notes/zh/微软.txt", 1)
     hits = store.dense(vectors["notes/zh/微软.txt"][1], 5, Scope())
-    assert len(hits) == 5 and max(hits, key=lambda i: hits[i].score) == target
-    assert hits[target].score == pytest.approx(1.0, abs=1e-4) and hits[target].language == "zh-Hans"
+    best = int(hits.scores.argmax())
+    assert len(hits) == 5 and hits.ids[best] == target
+    assert hits.scores[best] == pytest.approx(1.0, abs=1e-4) and hits.languages[best] == "zh-Hans"
     english = store.dense(vectors["notes/zh/微软.txt"][1], 100, Scope(language="en"))
-    assert english and {c.language for c in english.values()} == {"en"}
-    assert set(english) == {passage_id(d, i) for d, document in documents.items() if document.language == "en"
+    assert english and set(english.languages) == {"en"}
+    assert set(english.ids.tolist()) == {passage_id(d, i) for d, document in documents.items() if document.language == "en"
                             for i in range(len(document.passages))}
     in_folder = store.dense(vectors["notes0.txt"][0], 100, Scope(folder="notes"))
     folder_ids = {passage_id(d, i) for d in ("notes/en.txt", "notes/zh/微软.txt") for i in range(len(documents[d].passages))}
-    assert set(in_folder) == folder_ids
-    assert set(store.dense(vectors[ODD][0], 3, Scope(folder=ODD_FOLDER))) == {passage_id(ODD, 0)}
-    assert store.dense(vectors[ODD][0], 3, Scope(folder="notes/zh", language="en")) == {}
+    assert set(in_folder.ids.tolist()) == folder_ids
+    assert store.dense(vectors[ODD][0], 3, Scope(folder=ODD_FOLDER)).ids.tolist() == [passage_id(ODD, 0)]
+    assert len(store.dense(vectors[ODD][0], 3, Scope(folder="notes/zh", language="en"))) == 0
 
 
 def test_keyword_search_takes_our_tokens_and_scores_positive(built):
@@ -93,18 +94,19 @@ def test_keyword_search_takes_our_tokens_and_scores_positive(built):
     store = location.open(MODEL, DIM)
     tokens = keyword_tokens(fold_script("纳德拉说数据中心").casefold())
     hits = store.keyword(tokens, 10, Scope())
-    assert hits and all(c.score > 0 for c in hits.values())
-    best = store.passages([max(hits, key=lambda i: hits[i].score)])
+    assert hits and (hits.scores > 0).all()
+    best = store.passages([int(hits.ids[hits.scores.argmax()])])
     assert next(iter(best.values())).doc_id in ("notes/zh/微软.txt", "notes0.txt")
     english = store.keyword(keyword_tokens("nadella partnership"), 10, Scope())
-    best = max(english, key=lambda i: english[i].score)
-    assert english[best].language == "en" and store.passages([best])[best].doc_id == "notes/en.txt"
-    assert set(store.keyword(keyword_tokens("nadella"), 10, Scope(language="en"))) <= {
+    top = int(english.scores.argmax())
+    best = int(english.ids[top])
+    assert english.languages[top] == "en" and store.passages([best])[best].doc_id == "notes/en.txt"
+    assert set(store.keyword(keyword_tokens("nadella"), 10, Scope(language="en")).ids.tolist()) <= {
         passage_id("notes/en.txt", i) for i in range(10)}
-    assert store.keyword(keyword_tokens("partnership"), 10, Scope(folder="notes/zh")) == {}
-    assert set(store.keyword(keyword_tokens("奇怪"), 10, Scope(folder=ODD_FOLDER))) == {passage_id(ODD, 0)}
+    assert len(store.keyword(keyword_tokens("partnership"), 10, Scope(folder="notes/zh"))) == 0
+    assert store.keyword(keyword_tokens("奇怪"), 10, Scope(folder=ODD_FOLDER)).ids.tolist() == [passage_id(ODD, 0)]
     assert [d["doc_id"] for d in store.documents(ODD_FOLDER)] == [ODD]
-    assert store.keyword([], 10, Scope()) == {} and store.keyword(["zzzunknown"], 10, Scope()) == {}
+    assert len(store.keyword([], 10, Scope())) == 0 and len(store.keyword(["zzzunknown"], 10, Scope())) == 0
 
 
 def test_rewrite_drops_stale_passages_and_delete_removes_a_document(location):
@@ -125,7 +127,7 @@ def test_rewrite_drops_stale_passages_and_delete_removes_a_document(location):
     assert list(store.passages(ids)) == [ids[0]] and store.passages(ids)[ids[0]].text == "短了很多的新版本。"
     assert store.document("a/long.txt").clean_text == "短了很多的新版本。" and store.document("a/keep.txt") is None
     assert [d["doc_id"] for d in store.documents()] == ["a/long.txt"]
-    assert store.keyword(keyword_tokens("openai"), 10, Scope()) == {}
+    assert len(store.keyword(keyword_tokens("openai"), 10, Scope())) == 0
     assert location.writer("b3", MODEL).stored() == {"a/long.txt": "v2"}
 
 
@@ -202,4 +204,4 @@ def test_long_texts_are_cut_into_parts_and_long_passages_read_back(location):
     assert store.document("ru.txt").clean_text == document.clean_text
     passage = store.passages([passage_id("ru.txt", 0)])[passage_id("ru.txt", 0)]
     assert passage.text == document.passages[0].text and passage.folded == document.passages[0].folded
-    assert passage_id("ru.txt", 0) in store.keyword(keyword_tokens("проверка"), 5, Scope())
+    assert passage_id("ru.txt", 0) in store.keyword(keyword_tokens("проверка"), 5, Scope()).ids

@@ -4,7 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from stores.contract import Scope
+import numpy as np
+
+from stores.contract import Candidates, Scope
 from stores.embedded import EmbeddedLocation
 from service.bilingual import lexicon
 from service.retrieval import CANDIDATES, family, FUSION_WEIGHTS, Retriever, _merge_overlaps, best_sentence, fusion_weights
@@ -75,6 +77,27 @@ def test_across_languages_bm25_counts_through_the_translated_keywords():
     dense, own, crossed = fusion_weights("en", "zh-Hant")
     assert (dense, own, crossed) == FUSION_WEIGHTS[("en", "zh")] and own == 0 and crossed > 0
     assert fusion_weights("zh-Hans", "zh-Hant")[1] > 0 and fusion_weights("zh-Hans", "zh-Hant")[2] == 0
+
+
+def candidates(scores: dict[int, float], language: str) -> Candidates:
+    return Candidates(np.array(list(scores), np.int64), np.array(list(scores.values())), np.array([language] * len(scores)))
+
+
+def test_fusion_scales_each_signal_and_weighs_it_by_language_pair():
+    dense = candidates({1: 0.9, 2: 0.8, 3: 0.7}, "zh-Hans")  # cosines: min-max over the dense candidates
+    keyword = candidates({2: 4.0, 4: 2.0}, "zh-Hans")  # BM25: divided by the best
+    crossed = Candidates(np.array([5]), np.array([3.0]), np.array(["en"]))
+    ranked = dict(Retriever._rank(dense, keyword, crossed, "zh-Hans", "hybrid"))
+    assert ranked == pytest.approx({1: 0.5, 2: 0.5 * 0.5 + 0.5, 3: 0.0, 4: 0.25, 5: 0.3})  # 5: zh→en weights crossed
+    assert list(dict(Retriever._rank(dense, keyword, crossed, "zh-Hans", "hybrid"))) == [2, 1, 5, 4, 3]
+
+
+def test_fusion_breaks_ties_by_the_candidate_met_first_crossed_keyword_dense():
+    tied = candidates({7: 1.0, 3: 1.0}, "en")
+    ranked = Retriever._rank(candidates({8: 0.9, 6: 0.5}, "en"), tied, candidates({9: 2.0}, "en"), "en", "hybrid")
+    assert ranked == [(7, 0.5), (3, 0.5), (8, 0.5), (9, 0.0), (6, 0.0)]  # crossed weighs 0 between English texts
+    assert Retriever._rank(Candidates.empty(), Candidates.empty(), Candidates.empty(), "en", "hybrid") == []
+    assert Retriever._rank(tied, tied, tied, "en", "dense") == [(7, 1.0), (3, 1.0)]
 
 
 def test_highlight_is_the_sentence_sharing_most_question_words():
