@@ -9,7 +9,8 @@ R@1 en→zh .744 → .804, zh→en .679 → .787.
 
 en → zh: the longest English phrase of up to three words that is a whole CC-CEDICT gloss ("data center",
 "capital") or a word of a two-word one ("Microsoft Corporation"), its Chinese headwords most frequent first
-(jieba's word frequencies), at most TRANSLATIONS of them.
+(jieba's word frequencies), at most TRANSLATIONS of them; and every content word as written, for the names and
+numbers Chinese text writes in Latin letters.
 zh → en: a Chinese keyword's headword, the content words of its first glosses, at most TRANSLATIONS of them.
 """
 from __future__ import annotations
@@ -51,7 +52,7 @@ class Lexicon:
     def crossed_keywords(self, tokens: list[str], question_family: str) -> list[str]:
         """The question's `keyword_tokens` as the other language's keyword tokens; [] for mixed questions."""
         if question_family == "en":
-            return [t for word in self._chinese_words(tokens) for t in keyword_tokens(word)]
+            return [t for word in self._chinese_words(tokens) for t in keyword_tokens(word)] + _as_written(tokens)
         if question_family == "zh":
             return [e for t in tokens if not t.isascii() for e in self.chinese_to_english.get(t, ())[:TRANSLATIONS]]
         return []
@@ -69,6 +70,13 @@ class Lexicon:
             else:
                 i += 1
         return found
+
+
+def _as_written(tokens: list[str]) -> list[str]:
+    """An English question's content words as they are: Chinese text writes names, brands, acronyms and numbers
+    in Latin letters too ("OpenAI", "Azure", "Hugging Face", "2019"), which CC-CEDICT mostly lacks or mistranslates
+    ("face" → 脸); a word that no Chinese passage contains scores nothing."""
+    return [t for t in tokens if t.isascii() and len(t) > 1 and t not in STOPWORDS]
 
 
 def parse_cedict(lines) -> Lexicon:
