@@ -79,8 +79,9 @@ bench: model
 	$(PY) -m benchmarks $(if $(QUICK),--quick,)
 
 # The whole service over ~1M passages (benchmarks/million.py): a corpus recombined from the datasets' sentences,
-# built cold (real encoder for 2,048 passages, calibrated copies for the rest), then asked over HTTP. About
-# 21 min on 2 cores (measured); merges its section into RESULTS.md. QUICK=1: 50k passages, written to .cache/quick/ only.
+# built cold (real encoder for 2,048 passages, calibrated copies for the rest), then asked over HTTP. 21–28 min
+# on 2 cores (measured; the host's speed varies); merges its section into RESULTS.md. QUICK=1: 50k passages,
+# written to .cache/quick/ only.
 bench-1m: model
 	$(PY) -m benchmarks --only million $(if $(QUICK),--quick,--merge)
 

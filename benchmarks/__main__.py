@@ -31,7 +31,7 @@ from stores.faiss_index import load_vector_index
 HERE = Path(__file__).resolve().parent
 PASSAGE_SAMPLE = 512
 SECTIONS = ("incremental", "extraction", "stores", "overload", "ceiling", "million")  # the parts `--only` can run alone
-SEPARATE = ("million",)  # ~21 min: only with --only (`make bench-1m`), not in `make bench`
+SEPARATE = ("million",)  # 21–28 min: only with --only (`make bench-1m`), not in `make bench`
 PDF_PAGES, QUICK_PDF_PAGES = 200, 30
 
 

@@ -211,7 +211,8 @@ def _spread(signals: tuple[Candidates, ...], slot: np.ndarray, count: int) -> li
 
 def _best(candidates: Candidates) -> float:
     """What scales a BM25 signal to 0..1: its best score (1 when there is none)."""
-    return float(candidates.scores.max()) if len(candidates) and candidates.scores.max() else 1.0
+    best = float(candidates.scores.max()) if len(candidates) else 0.0
+    return best or 1.0
 
 
 def _merge_overlaps(ranked: list[tuple[StoredPassage, float]], top_k: int) -> tuple[list[tuple[StoredPassage, float]], bool]:

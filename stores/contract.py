@@ -56,8 +56,8 @@ class Scope:
 
 @dataclass(frozen=True)
 class Candidates:
-    """One signal's candidates as parallel arrays, so fusion runs vectorized (300 candidates a question as
-    objects cost ~1 ms of Python): passage ids, their scores and their documents' languages (fusion weighs by
+    """One signal's candidates as parallel arrays, so fusion runs vectorized (as ~300 objects a question they
+    cost ~0.5 ms more: ask without the encode 5.0 → 4.5 ms): passage ids, their scores and their documents' languages (fusion weighs by
     question × passage language). Order carries no meaning beyond breaking ties the same way every time."""
     ids: np.ndarray  # int64
     scores: np.ndarray  # float64

@@ -86,10 +86,10 @@ def candidates(scores: dict[int, float], language: str) -> Candidates:
 def test_fusion_scales_each_signal_and_weighs_it_by_language_pair():
     dense = candidates({1: 0.9, 2: 0.8, 3: 0.7}, "zh-Hans")  # cosines: min-max over the dense candidates
     keyword = candidates({2: 4.0, 4: 2.0}, "zh-Hans")  # BM25: divided by the best
-    crossed = Candidates(np.array([5]), np.array([3.0]), np.array(["en"]))
+    crossed = candidates({5: 3.0}, "en")
     ranked = dict(Retriever._rank(dense, keyword, crossed, "zh-Hans", "hybrid"))
     assert ranked == pytest.approx({1: 0.5, 2: 0.5 * 0.5 + 0.5, 3: 0.0, 4: 0.25, 5: 0.3})  # 5: zh→en weights crossed
-    assert list(dict(Retriever._rank(dense, keyword, crossed, "zh-Hans", "hybrid"))) == [2, 1, 5, 4, 3]
+    assert list(ranked) == [2, 1, 5, 4, 3]
 
 
 def test_fusion_breaks_ties_by_the_candidate_met_first_crossed_keyword_dense():
