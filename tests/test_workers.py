@@ -15,8 +15,8 @@ SLOW_TEXT = ("微软与OpenAI的协议价值三百八十亿美元，双方在数
 
 def kill_a_busy_worker(workers: DocumentWorkers, after_seconds: float, killed: list[int]) -> None:
     time.sleep(after_seconds)
-    for worker in workers._workers:
-        if worker.task is not None and worker.process.is_alive():
+    for worker in workers._workers:  # a worker still starting up is not reading: killing it is a failed start
+        if worker.task is not None and worker.ready and worker.process.is_alive():
             killed.append(worker.process.pid)
             worker.process.kill()
             return
