@@ -63,3 +63,10 @@ def keyword_scores(retriever: bm25s.BM25, question_tokens: list[str]) -> np.ndar
     if not tokens:
         return np.zeros(retriever.scores["num_docs"], dtype=np.float32)
     return retriever.get_scores(tokens)
+
+
+def known_tokens(retriever: bm25s.BM25, tokens: list[str]) -> np.ndarray:
+    """Per token: does a passage contain it? Its column of the BM25 matrix (CSC) is not empty; no score is computed."""
+    indptr, vocab = retriever.scores["indptr"], retriever.vocab_dict
+    columns = [vocab.get(token) for token in tokens]
+    return np.array([c is not None and indptr[c + 1] > indptr[c] for c in columns], dtype=bool)

@@ -136,6 +136,11 @@ class PassageStore(Protocol):
     def keyword(self, tokens: list[str], k: int, scope: Scope) -> Candidates:
         """The k passages in `scope` with the best BM25 for the question's keyword tokens; none if none matches."""
 
+    def known(self, tokens: list[str]) -> np.ndarray:
+        """Per keyword token (bool): does any passage contain it? A question whose words no passage has asks
+        about something the corpus does not hold (service/relevance.py). Not scoped: within a scope, a word
+        common elsewhere would be looked for through all its passages (4.5 ms a question at 1M passages)."""
+
     def passages(self, ids: list[int]) -> dict[int, StoredPassage]: ...
 
     def document(self, doc_id: str) -> StoredDocument | None: ...

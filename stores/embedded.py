@@ -15,7 +15,7 @@ import numpy as np
 
 from indexer.process import ProcessedDocument
 from stores import index_dir
-from stores.bm25 import VocabularyBuilder, keyword_scores, save_keyword_index, top_positive
+from stores.bm25 import VocabularyBuilder, keyword_scores, known_tokens, save_keyword_index, top_positive
 from stores.contract import Candidates, DocumentMeta, Scope, StoredDocument, StoredPassage
 from stores.faiss_index import build_vector_index, index_spec, save_vector_index, search
 from stores.sqlite import SqliteWriter
@@ -46,6 +46,9 @@ class EmbeddedStore:
             scores = np.where(allowed, scores, 0.0)
         top = top_positive(scores, k)
         return self._candidates(top, scores[top])
+
+    def known(self, tokens: list[str]) -> np.ndarray:
+        return known_tokens(self._keywords, tokens)
 
     def _candidates(self, ids: np.ndarray, scores: np.ndarray) -> Candidates:
         ids = ids.astype(np.int64)

@@ -20,6 +20,7 @@ from text.normalize import fold_script
 
 MAX_RESULTS = 16_384  # Milvus' cap on one query's rows and on a search's limit
 ID_BATCH = 1_000
+KNOWN_WORDS = 100_000  # words whose presence a store remembers (its build's; a new build opens a new store)
 
 
 class MilvusStore:
@@ -35,6 +36,7 @@ class MilvusStore:
         self._listing: list[dict] | None = None
         self._listing_ids: list[str] = []
         self._listing_lock = threading.Lock()
+        self._known: dict[str, bool] = {}  # replaced when full, never shrunk: readers keep a consistent one
 
     @property
     def manifest(self) -> dict:
@@ -54,6 +56,28 @@ class MilvusStore:
         if not words:
             return Candidates.empty()
         return self._search("search passages by keyword", words, "sparse", k, scope, {"metric_type": "BM25"})
+
+    def known(self, tokens: list[str]) -> np.ndarray:
+        """Remembered, or looked up: one search round trip costs ~9 ms, and questions share most words."""
+        remembered = self._known
+        found = {token: remembered[token] for token in tokens if token in remembered}
+        missing = [token for token in dict.fromkeys(tokens) if token not in found]
+        if missing:
+            looked_up = dict(zip(missing, self._look_up(missing).tolist()))
+            if len(remembered) + len(looked_up) > KNOWN_WORDS:
+                self._known = looked_up
+            else:
+                remembered.update(looked_up)
+            found.update(looked_up)
+        return np.array([found[token] for token in tokens], dtype=bool)
+
+    def _look_up(self, tokens: list[str]) -> np.ndarray:
+        """One search of one hit per token: a token no passage contains finds none."""
+        hits = self._connection.call("look keywords up", lambda client, seconds: client.search(
+            self._names.passages, data=[keyword_text([token]) for token in tokens], anns_field="sparse", limit=1,
+            search_params={"metric_type": "BM25"}, output_fields=[], timeout=seconds,
+        ), self._names.passages)
+        return np.array([len(found) > 0 for found in hits], dtype=bool)
 
     def _search(self, what: str, query, field: str, k: int, scope: Scope, params: dict) -> Candidates:
         if k <= 0:

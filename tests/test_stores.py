@@ -90,6 +90,13 @@ def test_scopes_filter_inside_the_search(library_stores, kind, scope, allowed):
     assert {h.doc_id for h in hits} == allowed
 
 
+@pytest.mark.parametrize("kind", STORES)
+def test_a_store_knows_which_words_its_passages_contain(library_stores, kind):
+    words = ["lighthouse", "潜水器", "玉山", "superbowl", "冰川"]  # keyword tokens, as text.segment makes them
+    assert library_stores[kind].store.known(words).tolist() == [True, True, True, False, False]
+    assert library_stores[kind].store.known([]).tolist() == []
+
+
 def test_documents_read_alike(library_stores):
     embedded, milvus = library_stores["embedded"].store, library_stores["milvus"].store
     for folder in (None, "news", "notes", "notes/deep", "nowhere"):
@@ -120,6 +127,7 @@ def test_an_incremental_build_changes_adds_and_deletes(library, tmp_path, milvus
         {*LIBRARY, "notes/new.txt"} - {"notes/繁體.txt"})
     assert retriever.ask("When did the harbour freeze?", 1).hits[0].text.startswith("The harbour froze")
     assert all(h.doc_id != "notes/繁體.txt" for h in retriever.ask("玉山 海拔", 10).hits)
+    assert retriever.store.known(["玉山", "glaciers"]).tolist() == [False, True]  # deleted, added
     assert manifest["counts"] == {"documents": 5, "passages": retriever.passage_count, "skipped": 0}
 
 
