@@ -1,9 +1,11 @@
 """How likely a hit answers the question, 0..1: a logistic model per language pair, fitted by evals/calibrate.py.
 
 The fused score ranks passages against each other; it says nothing about whether any of them answers (every
-question gets a first hit). Three absolute signals do: the hit's dense cosine, the share of the question's
+question gets a first hit). Absolute signals do: the hit's dense cosine, the share of the question's
 keywords the hit contains and its BM25 score per keyword (the question's own keywords within a language, their
-CC-CEDICT translations across), and how far the best dense cosine stands above the next ones. Cosines of related texts differ by language pair (English
+CC-CEDICT translations across), how far the best dense cosine stands above the next ones, and the share of
+those keywords that no passage in the corpus contains at all (a question about a team, a person or a place the
+documents never name). Cosines of related texts differ by language pair (English
 questions over Chinese passages score ~.78 where Chinese over Chinese scores ~.91), so each pair has its own
 weights. They are fitted on in-corpus questions (the gold passage is relevant) and on questions asked against a
 corpus that does not hold their answer (nothing is), and stored in relevance.json next to this file.
@@ -20,7 +22,7 @@ from service.bilingual import STOPWORDS
 from stores.contract import Candidates, StoredPassage
 
 MODEL_FILE = Path(__file__).with_name("relevance.json")
-FEATURES = ("cosine", "coverage", "margin", "bm25")  # the model's inputs, in its weights' order (then the bias)
+FEATURES = ("cosine", "coverage", "margin", "bm25", "unknown")  # the model's inputs, in its weights' order (then the bias)
 MARGIN_OF = 4  # the best dense cosine minus the mean of the next MARGIN_OF
 
 
@@ -97,26 +99,41 @@ class Evidence:
     margin: float
     own_bm25: dict[int, float]  # passage id → BM25 of the question's keywords, per keyword
     crossed_bm25: dict[int, float]  # and of their translations, per translation
+    own_unknown: float  # the share of the distinct own keywords that no passage contains (1: no keyword)
+    translated_unknown: float  # and of the distinct translations
 
     @classmethod
     def of(cls, language: str, query_tokens: list[str], translated: list[str], dense: Candidates,
-           keyword: Candidates, crossed: Candidates) -> Evidence:
+           keyword: Candidates, crossed: Candidates, unknown: set[str]) -> Evidence:
+        """`unknown`: the keywords (own or translated) that no passage contains."""
         cosines = dense.by_id()
-        own = [t for t in query_tokens if t not in STOPWORDS]
+        own = content_words(query_tokens)
         return cls(family(language), set(query_tokens), own, translated, cosines, min(cosines.values(), default=0.0),
                    dense_margin(list(cosines.values())), _per_word(keyword, len(query_tokens)),
-                   _per_word(crossed, len(translated)))
+                   _per_word(crossed, len(translated)), _share(own, unknown), _share(translated, unknown))
 
-    def features(self, passage: StoredPassage) -> tuple[str, float, float, float, float]:
-        """(language pair, cosine, keyword coverage, margin, BM25 per keyword): the relevance model's inputs."""
+    def features(self, passage: StoredPassage) -> tuple[str, float, float, float, float, float]:
+        """(language pair, cosine, keyword coverage, margin, BM25 per keyword, unknown keywords): the model's inputs."""
         passage_family = family(passage.language)
         same = passage_family == self.question_family or "mixed" in (passage_family, self.question_family)
-        keywords, bm25 = (self.own, self.own_bm25) if same else (self.translated, self.crossed_bm25)
+        keywords, bm25, unknown = ((self.own, self.own_bm25, self.own_unknown) if same else
+                                   (self.translated, self.crossed_bm25, self.translated_unknown))
         return (pair_of(self.question_family, passage_family), self.cosines.get(passage.id, self.lowest),
-                coverage(keywords, passage.folded.casefold()), self.margin, bm25.get(passage.id, 0.0))
+                coverage(keywords, passage.folded.casefold()), self.margin, bm25.get(passage.id, 0.0), unknown)
 
     def relevance(self, passage: StoredPassage) -> float:
         return relevance_model().relevance(*self.features(passage))
+
+
+def content_words(query_tokens: list[str]) -> list[str]:
+    """The question's keyword tokens that carry its topic: all but the stopwords."""
+    return [t for t in query_tokens if t not in STOPWORDS]
+
+
+def _share(words: list[str], unknown: set[str]) -> float:
+    """The share of distinct `words` in `unknown`; 1 when there is no word ("😀"): nothing ties it to a passage."""
+    distinct = set(words)
+    return len(distinct & unknown) / len(distinct) if distinct else 1.0
 
 
 def _per_word(candidates: Candidates, words: int) -> dict[int, float]:

@@ -24,7 +24,7 @@ from indexer.embedding import Encoder, load_embedder, question_backend
 from service import metrics
 from service.batching import QuestionBatcher
 from service.bilingual import lexicon
-from service.relevance import Evidence, family
+from service.relevance import Evidence, content_words, family
 from text.normalize import Language, detect_language, fold_script, normalize
 from text.segment import keyword_tokens
 from text.sentences import sentence_spans
@@ -134,14 +134,20 @@ class Retriever:
             translated = lexicon().crossed_keywords(query_tokens, family(language))
             keyword = self.store.keyword(query_tokens, CANDIDATES, scope) if mode != "dense" else Candidates.empty()
             crossed = self._crossed(translated, scope) if mode == "hybrid" else Candidates.empty()
+            unknown = self._unknown(content_words(query_tokens) + translated)
         with metrics.ASK_SECONDS.labels("fusion").time():
             ranked = self._rank(dense, keyword, crossed, language, mode)
             spans = self._cited_spans(ranked, top_k)
-        return language, spans, Evidence.of(language, query_tokens, translated, dense, keyword, crossed)
+        return language, spans, Evidence.of(language, query_tokens, translated, dense, keyword, crossed, unknown)
 
     def _crossed(self, translated: list[str], scope: Scope) -> Candidates:
         """BM25 candidates for the question's keywords in the other language (service/bilingual.py)."""
         return self.store.keyword(translated, CANDIDATES, scope) if translated else Candidates.empty()
+
+    def _unknown(self, words: list[str]) -> set[str]:
+        """The words no passage contains (the relevance model's "unknown" feature)."""
+        distinct = list(dict.fromkeys(words))
+        return {word for word, known in zip(distinct, self.store.known(distinct)) if not known}
 
     def _cited_spans(self, ranked: list[tuple[int, float]], top_k: int) -> list[tuple[StoredPassage, float]]:
         """The top_k hits after merging overlaps. Reading passages costs ~5 µs each, so only the head of the

@@ -10,17 +10,21 @@ from flask.testing import FlaskClient
 
 from service import create_app
 from service.cli import main as cli_main
-from service.relevance import FEATURES, RelevanceModel, coverage, dense_margin, relevance_model
+from service.relevance import FEATURES, Evidence, RelevanceModel, coverage, dense_margin, relevance_model
+from service.retrieval import Retriever
+from stores.contract import Candidates, StoredPassage
+from stores.embedded import EmbeddedLocation
 
 IN_CORPUS = "OpenAI与AWS的协议价值多少？"
 NOWHERE = "谁赢得了2016年的超级碗？"  # the seed articles are about AI companies
 
 
 def test_the_model_is_a_logistic_per_pair_with_a_pooled_fallback():
-    model = RelevanceModel({"zh-zh": (10.0, 1.0, 0.0, 0.0, -8.0), "mixed": (0.0, 0.0, 0.0, 0.0, 0.0)}, 0.2)
-    assert model.relevance("zh-zh", 0.8, 0.0, 0.0, 0.0) == pytest.approx(1 / (1 + math.exp(0.0)))
-    assert model.relevance("zh-zh", 0.9, 0.5, 0.0, 0.0) > model.relevance("zh-zh", 0.9, 0.0, 0.0, 0.0)
-    assert model.relevance("en-zh", 0.9, 0.5, 0.0, 0.0) == 0.5  # no weights of its own: the pooled ones
+    model = RelevanceModel({"zh-zh": (10.0, 1.0, 0.0, 0.0, -2.0, -8.0), "mixed": (0.0,) * 6}, 0.2)
+    assert model.relevance("zh-zh", 0.8, 0.0, 0.0, 0.0, 0.0) == pytest.approx(1 / (1 + math.exp(0.0)))
+    assert model.relevance("zh-zh", 0.9, 0.5, 0.0, 0.0, 0.0) > model.relevance("zh-zh", 0.9, 0.0, 0.0, 0.0, 0.0)
+    assert model.relevance("zh-zh", 0.9, 0.5, 0.0, 0.0, 1.0) < model.relevance("zh-zh", 0.9, 0.5, 0.0, 0.0, 0.0)
+    assert model.relevance("en-zh", 0.9, 0.5, 0.0, 0.0, 0.0) == 0.5  # no weights of its own: the pooled ones
     assert RelevanceModel.from_json(model.to_json()) == model
     with pytest.raises(ValueError, match="features"):
         RelevanceModel.from_json({**model.to_json(), "features": ["cosine"]})
@@ -37,12 +41,36 @@ def test_coverage_and_margin():
     assert dense_margin([0.9]) == 0.0
 
 
+def test_unknown_is_the_share_of_keywords_no_passage_contains():
+    nothing = Candidates.empty()
+    evidence = Evidence.of("en", ["who", "won", "super", "bowl", "50"], ["赢", "超级", "碗"], nothing, nothing,
+                           nothing, unknown={"super", "bowl", "超级"})
+    passage = lambda language: StoredPassage(0, "d", "t", 0, 1, 0, 1, "x", "x", language)
+    assert evidence.own == ["won", "super", "bowl", "50"]  # stopwords carry no topic
+    assert evidence.features(passage("en"))[-1] == 0.5  # English passages: the question's own words
+    assert evidence.features(passage("zh-Hans"))[-1] == pytest.approx(1 / 3)  # Chinese ones: the translations
+    assert Evidence.of("zh-Hans", [], [], nothing, nothing, nothing, set()).features(passage("zh-Hans"))[-1] == 1.0
+
+
+def test_the_retriever_counts_the_words_no_passage_contains_and_they_lower_relevance(seed_index, embedder):
+    retriever = Retriever(EmbeddedLocation(seed_index).open(embedder.model_id, embedder.dim), embedder)
+    assert retriever.cite("OpenAI的合作伙伴是谁？", 5)[2].own_unknown == 0.0
+    _, spans, evidence = retriever.cite("阿森纳的合作伙伴是谁？", 5)  # Arsenal: no seed article names it
+    assert 0 < evidence.own_unknown < 0.5
+    assert retriever.cite("Did OpenAI win the Super Bowl?", 5)[2].own_unknown == 0.75  # "openai" is known
+    passage = spans[0][0]
+    pair, *features = evidence.features(passage)
+    known = relevance_model().relevance(pair, *features[:-1], 0.0)
+    assert relevance_model().relevance(pair, *features) < known / 2
+
+
 def test_an_answerable_question_keeps_its_hits_and_an_unanswerable_one_abstains(client: FlaskClient):
     answered = client.post("/api/ask", json={"question": IN_CORPUS}).json
     assert not answered["abstained"] and answered["passages"][0]["doc_id"] == "002_88511f47bc2856da.txt"
     assert answered["passages"][0]["relevance"] > 0.5
     nowhere = client.post("/api/ask", json={"question": NOWHERE}).json
     assert nowhere["abstained"] and nowhere["passages"] == []
+    assert client.post("/api/ask", json={"question": "😀"}).json["abstained"]  # no word ties it to a passage
     everything = client.get("/api/ask", query_string={"q": NOWHERE, "min_relevance": "0"}).json
     assert not everything["abstained"] and len(everything["passages"]) == 5
     assert all(p["relevance"] < answered["passages"][0]["relevance"] for p in everything["passages"])
