@@ -8,7 +8,8 @@ those keywords that no passage in the corpus contains at all (a question about a
 documents never name). Cosines of related texts differ by language pair (English
 questions over Chinese passages score ~.78 where Chinese over Chinese scores ~.91), so each pair has its own
 weights. They are fitted on in-corpus questions (the gold passage is relevant) and on questions asked against a
-corpus that does not hold their answer (nothing is), and stored in relevance.json next to this file.
+corpus that does not hold their answer (nothing is), and stored in relevance.json next to this file. Each pair's
+bias is shifted so that one default threshold applies that pair's own (evals/calibrate.py).
 """
 from __future__ import annotations
 

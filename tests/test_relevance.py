@@ -101,3 +101,25 @@ def test_the_cli_takes_min_relevance(seed_index, capsys: pytest.CaptureFixture[s
     assert "no passage answers this question (none reached min_relevance" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         cli_main(["ask", NOWHERE, "--min-relevance", "2"])
+
+
+def test_calibration_gives_each_pair_its_own_threshold_behind_one_default():
+    from evals.calibrate import Question, at_one_threshold, choose_thresholds
+
+    def asked(row: str, pair: str, relevances: list[float], in_corpus: bool = True) -> tuple[list, list]:
+        questions = [Question(row, in_corpus, [(pair, (), in_corpus)]) for _ in relevances]
+        return questions, [[(pair, r, in_corpus)] for r in relevances]
+
+    # 150 questions a row: losing one is 0.67 points of R@5, two 1.33, over the 1-point rule
+    en_q, en_s = asked("en", "en-en", [0.9] * 149 + [0.001])  # all but one far above any low threshold
+    zh_q, zh_s = asked("zh", "zh-zh", [0.9] * 148 + [0.02, 0.03])  # above .03 it loses two: .03 bounds zh-zh
+    out_q, out_s = asked("out", "en-en", [0.1] * 10, in_corpus=False)
+    thresholds = choose_thresholds(en_q + zh_q + out_q, en_s + zh_s + out_s, {"en-en", "zh-zh", "mixed"})
+    assert thresholds["mixed"] == thresholds["zh-zh"] == 0.03  # the default: every pair held to one threshold
+    assert thresholds["en-en"] == 0.9  # en-en's own rises to its relevant hits, above the out-of-corpus .1
+    weights = {"en-en": (10.0, 0, 0, 0, 0, -5.0), "zh-zh": (10.0, 0, 0, 0, 0, -5.0), "mixed": (1.0,) * 6}
+    shifted, plain = at_one_threshold(weights, {"en-en": 0.3, "zh-zh": 0.02, "mixed": 0.02}), RelevanceModel(weights, 0)
+    assert shifted.default_min_relevance == 0.02 and shifted.weights["zh-zh"] == weights["zh-zh"]
+    for cosine in [i / 100 for i in range(101)]:
+        features = (cosine, 0.0, 0.0, 0.0, 0.0)
+        assert (shifted.relevance("en-en", *features) >= 0.02) == (plain.relevance("en-en", *features) >= 0.3)
