@@ -139,7 +139,8 @@ class PassageStore(Protocol):
     def known(self, tokens: list[str]) -> np.ndarray:
         """Per keyword token (bool): does any passage contain it? A question whose words no passage has asks
         about something the corpus does not hold (service/relevance.py). Not scoped: within a scope, a word
-        common elsewhere would be looked for through all its passages (4.5 ms a question at 1M passages)."""
+        common elsewhere would be looked for through all its passages (measured: 4.5 ms a question at 1M
+        passages scoped to one language, against 0.04 ms unscoped)."""
 
     def passages(self, ids: list[int]) -> dict[int, StoredPassage]: ...
 
