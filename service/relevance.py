@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from service.bilingual import STOPWORDS
+from text.bilingual import STOPWORDS
 from stores.contract import Candidates, StoredPassage
 
 MODEL_FILE = Path(__file__).with_name("relevance.json")

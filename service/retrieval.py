@@ -1,14 +1,15 @@
 """Answer a question: normalize it, get candidates from BM25 and the dense index, fuse, merge, cite.
 
-Fusion is a weighted sum of three scores, each scaled to 0..1 over the candidates (cosine min-max
+Fusion is a weighted sum of four scores, each scaled to 0..1 over the candidates (cosine min-max
 over the dense top CANDIDATES, BM25 divided by its best): dense, BM25 over the question's own keywords,
-and BM25 over its keywords in the other language (service/bilingual.py), weighted by question language ×
-passage language (FUSION_WEIGHTS). Measured on XQuAD (R@1; /tmp experiments recorded in evals/README.md):
+BM25 over its keywords in the other language, and BM25 over its pivot words against the passages' pivot words
+(English stems; both text/bilingual.py), weighted by question language × passage language (FUSION_WEIGHTS).
+Measured on XQuAD (R@1; /tmp experiments recorded in evals/README.md):
   zh→zh: BM25 .918, dense .914, rank fusion (RRF) .934, this fusion .950
   en→en: BM25 .917, dense .939, RRF .945, this fusion .963
   en→zh: dense .728, BM25 .067; zh→en: dense .671, BM25 .104. Across languages BM25 over the question's
          own words only matches shared Latin names; over its translated keywords it lifts R@1 by ~.06 (en→zh)
-         and ~.11 (zh→en).
+         and ~.11 (zh→en); pivot words lift en→zh by ~.04 more and zh→en R@5 by ~.02.
 Score fusion beats RRF because it keeps BM25's confidence: a rare shared term (AWS) lifts a passage
 far above the rest, which ranks alone would flatten.
 """
@@ -23,7 +24,7 @@ import numpy as np
 from indexer.embedding import Encoder, load_embedder, question_backend
 from service import metrics
 from service.batching import QuestionBatcher
-from service.bilingual import lexicon
+from text.bilingual import lexicon
 from service.relevance import Evidence, content_words, family
 from text.normalize import Language, detect_language, fold_script, normalize
 from text.segment import keyword_tokens
@@ -33,17 +34,18 @@ from stores.contract import Candidates, PassageStore, Scope, StoredDocument, Sto
 Mode = Literal["hybrid", "dense", "bm25"]  # the shipped fusion, and each signal alone (eval baselines)
 CANDIDATES = 100  # per signal; fusion and merging pick top_k from their union
 FIRST_READ = 3  # × top_k passages read first for merging (478 seed + datasets questions: none needed more)
-Weights = tuple[float, float, float]  # dense, BM25 over the question's keywords, BM25 over their translations
-# (question family, passage family) → Weights; a family is "zh", "en" or "mixed". The crossed weights were
-# chosen on the first half of each XQuAD cross-language row and checked on the second (evals/README.md).
+# dense, BM25 over the question's keywords, over their translations, over its pivot words
+Weights = tuple[float, float, float, float]
+# (question family, passage family) → Weights; a family is "zh", "en" or "mixed". The crossed and pivot weights
+# were chosen on the first half of each XQuAD cross-language row and checked on the second (evals/README.md).
 FUSION_WEIGHTS: dict[tuple[str, str], Weights] = {
-    ("zh", "zh"): (0.5, 0.5, 0.0),
-    ("en", "en"): (0.5, 0.5, 0.0),
-    ("zh", "en"): (0.5, 0.1, 0.3),
-    ("en", "zh"): (0.5, 0.0, 0.2),
+    ("zh", "zh"): (0.5, 0.5, 0.0, 0.0),
+    ("en", "en"): (0.5, 0.5, 0.0, 0.0),
+    ("zh", "en"): (0.5, 0.1, 0.3, 0.2),
+    ("en", "zh"): (0.5, 0.0, 0.2, 0.3),
 }
 # Not measured (no eval set has mixed-language questions): between the same- and cross-language weights.
-MIXED_WEIGHTS = (0.5, 0.3, 0.0)
+MIXED_WEIGHTS = (0.5, 0.3, 0.0, 0.0)
 WARM_UP_QUESTIONS = ("这是什么？", "這是什麼？", "What is this?")
 
 
@@ -134,15 +136,21 @@ class Retriever:
             translated = lexicon().crossed_keywords(query_tokens, family(language))
             keyword = self.store.keyword(query_tokens, CANDIDATES, scope) if mode != "dense" else Candidates.empty()
             crossed = self._crossed(translated, scope) if mode == "hybrid" else Candidates.empty()
+            pivot = self._pivot(query_tokens, scope) if mode == "hybrid" else Candidates.empty()
             unknown = self._unknown(content_words(query_tokens) + translated)
         with metrics.ASK_SECONDS.labels("fusion").time():
-            ranked = self._rank(dense, keyword, crossed, language, mode)
+            ranked = self._rank(dense, keyword, crossed, pivot, language, mode)
             spans = self._cited_spans(ranked, top_k)
         return language, spans, Evidence.of(language, query_tokens, translated, dense, keyword, crossed, unknown)
 
     def _crossed(self, translated: list[str], scope: Scope) -> Candidates:
-        """BM25 candidates for the question's keywords in the other language (service/bilingual.py)."""
+        """BM25 candidates for the question's keywords in the other language (text/bilingual.py)."""
         return self.store.keyword(translated, CANDIDATES, scope) if translated else Candidates.empty()
+
+    def _pivot(self, query_tokens: list[str], scope: Scope) -> Candidates:
+        """BM25 candidates for the question's pivot words among the passages' (text/bilingual.py)."""
+        words = lexicon().pivot_words(query_tokens)
+        return self.store.keyword(words, CANDIDATES, scope, side="pivot") if words else Candidates.empty()
 
     def _unknown(self, words: list[str]) -> set[str]:
         """The words no passage contains (the relevance model's "unknown" feature)."""
@@ -161,24 +169,25 @@ class Retriever:
         raise AssertionError("unreachable: the last pass reads the whole ranking")
 
     @staticmethod
-    def _rank(dense: Candidates, keyword: Candidates, crossed: Candidates, language: str,
+    def _rank(dense: Candidates, keyword: Candidates, crossed: Candidates, pivot: Candidates, language: str,
               mode: Mode) -> list[tuple[int, float]]:
         """(passage id, score) best first: one signal alone, or all scaled to 0..1 and weighted."""
         if mode != "hybrid":
             chosen = dense if mode == "dense" else keyword
             return _best_first(chosen.ids, chosen.scores)
-        signals = (crossed, keyword, dense)
+        signals = (crossed, pivot, keyword, dense)
         ids, first, slot = np.unique(np.concatenate([c.ids for c in signals]), return_index=True, return_inverse=True)
-        crossed_part, keyword_part, dense_scores = _spread(signals, slot, len(ids))
+        crossed_part, pivot_part, keyword_part, dense_scores = _spread(signals, slot, len(ids))
         lowest, highest = (dense.scores.min(), dense.scores.max()) if len(dense) else (0.0, 1.0)
         dense_scores[~np.isin(ids, dense.ids)] = lowest  # 0 after scaling, like the dense candidates' worst
         dense_part = np.maximum(dense_scores - lowest, 0.0) / max(highest - lowest, 1e-9)
         languages = np.concatenate([c.languages for c in signals])[first]
         names, which = np.unique(languages, return_inverse=True)
-        weights = np.array([fusion_weights(language, name) for name in names]).reshape(-1, 3)[which]
-        keyword_part, crossed_part = keyword_part / _best(keyword), crossed_part / _best(crossed)
-        fused = weights[:, 0] * dense_part + weights[:, 1] * keyword_part + weights[:, 2] * crossed_part
-        order = np.lexsort((first, -fused))  # ties: the candidate met first (crossed, keyword, dense) first
+        weights = np.array([fusion_weights(language, name) for name in names]).reshape(-1, 4)[which]
+        parts = np.stack([dense_part, keyword_part / _best(keyword), crossed_part / _best(crossed),
+                          pivot_part / _best(pivot)], axis=1)
+        fused = (weights * parts).sum(axis=1)
+        order = np.lexsort((first, -fused))  # ties: the candidate met first (crossed, pivot, keyword, dense) first
         return list(zip(ids[order].tolist(), fused[order].tolist()))
 
     @staticmethod

@@ -8,7 +8,6 @@ import numpy as np
 from bm25s.tokenization import Tokenized
 
 
-
 class VocabularyBuilder:
     """Maps tokens to ids while passages stream by, so the corpus is held as ints, not strings."""
 
@@ -22,8 +21,10 @@ class VocabularyBuilder:
         self.ids.append([vocab.setdefault(token, len(vocab)) for token in tokens])
 
     def build(self) -> bm25s.BM25:
+        """bm25s refuses an empty vocabulary (passages without a word, e.g. of digits or emoji only): the empty
+        token, which bm25s reserves and no question has, stands in for it."""
         retriever = bm25s.BM25()
-        retriever.index(Tokenized(ids=self.ids, vocab=self.vocab), show_progress=False)
+        retriever.index(Tokenized(ids=self.ids, vocab=self.vocab or {"": 0}), show_progress=False)
         return retriever
 
 

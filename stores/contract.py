@@ -12,14 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 
 if TYPE_CHECKING:
     from indexer.process import ProcessedDocument
 
-FORMAT_VERSION = 3  # 2: passages store their script-folded text; 3: formats, pages
+FORMAT_VERSION = 4  # 2: passages store their script-folded text; 3: formats, pages; 4: pivot words
+# Which words a keyword search matches: the passages' own keyword tokens, or their pivot words (English stems of
+# the tokens and of Chinese tokens' translations, text/bilingual.py), each with its own BM25 statistics.
+KeywordSide = Literal["own", "pivot"]
 
 
 class IndexUnusable(RuntimeError):
@@ -133,8 +136,9 @@ class PassageStore(Protocol):
     def dense(self, vector: np.ndarray, k: int, scope: Scope) -> Candidates:
         """The k passages in `scope` nearest the (normalized) question vector, by cosine."""
 
-    def keyword(self, tokens: list[str], k: int, scope: Scope) -> Candidates:
-        """The k passages in `scope` with the best BM25 for the question's keyword tokens; none if none matches."""
+    def keyword(self, tokens: list[str], k: int, scope: Scope, side: KeywordSide = "own") -> Candidates:
+        """The k passages in `scope` with the best BM25 for the question's keyword tokens (side "own") or its
+        pivot words (side "pivot"); none if none matches."""
 
     def known(self, tokens: list[str]) -> np.ndarray:
         """Per keyword token (bool): does any passage contain it? A question whose words no passage has asks

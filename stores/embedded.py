@@ -16,7 +16,7 @@ import numpy as np
 from indexer.process import ProcessedDocument
 from stores import index_dir
 from stores.bm25 import VocabularyBuilder, keyword_scores, known_tokens, save_keyword_index, top_positive
-from stores.contract import Candidates, DocumentMeta, Scope, StoredDocument, StoredPassage
+from stores.contract import Candidates, DocumentMeta, KeywordSide, Scope, StoredDocument, StoredPassage
 from stores.faiss_index import build_vector_index, index_spec, save_vector_index, search
 from stores.sqlite import SqliteWriter
 
@@ -28,7 +28,8 @@ class EmbeddedStore:
 
     def __init__(self, opened: index_dir.OpenIndex) -> None:
         self.path, self.manifest = opened.path, opened.manifest
-        self._sqlite, self._vectors, self._keywords = opened.store, opened.vectors, opened.keywords
+        self._sqlite, self._vectors = opened.store, opened.vectors
+        self._keywords, self._pivot = opened.keywords, opened.pivot
 
     @property
     def passage_count(self) -> int:
@@ -39,8 +40,8 @@ class EmbeddedStore:
         found = ids[0] >= 0  # FAISS pads with -1 when fewer than k vectors are allowed
         return self._candidates(ids[0][found], scores[0][found])
 
-    def keyword(self, tokens: list[str], k: int, scope: Scope) -> Candidates:
-        scores = keyword_scores(self._keywords, tokens)
+    def keyword(self, tokens: list[str], k: int, scope: Scope, side: KeywordSide = "own") -> Candidates:
+        scores = keyword_scores(self._keywords if side == "own" else self._pivot, tokens)
         allowed = self._mask(scope)
         if allowed is not None:
             scores = np.where(allowed, scores, 0.0)
@@ -84,7 +85,7 @@ class EmbeddedWriter:
         index_dir.remove_stale_temporaries(root)
         self.tmp = index_dir.new_build_dir(root, build_id)
         self._sqlite = SqliteWriter(self.tmp / index_dir.STORE)
-        self._vocabulary = VocabularyBuilder()
+        self._vocabulary, self._pivot = VocabularyBuilder(), VocabularyBuilder()
         self._vectors = (self.tmp / _RAW_VECTORS).open("wb")
         self._dim = 0
 
@@ -95,6 +96,7 @@ class EmbeddedWriter:
         self._sqlite.add(meta, document)
         for passage in document.passages:
             self._vocabulary.add(passage.tokens)
+            self._pivot.add(passage.pivot)
         self._vectors.write(np.ascontiguousarray(vectors, dtype=np.float32).tobytes())
         self._dim = vectors.shape[1]
 
@@ -106,6 +108,7 @@ class EmbeddedWriter:
         self._sqlite.close()
         self._vectors.close()
         save_keyword_index(self._vocabulary.build(), self.tmp / index_dir.KEYWORDS)
+        save_keyword_index(self._pivot.build(), self.tmp / index_dir.PIVOT)
         return {"passages": passages, "dim": self._dim, "vector_index": self._vector_index()}
 
     def publish(self, manifest: dict) -> str:

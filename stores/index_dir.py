@@ -5,6 +5,7 @@
                            /passages.sqlite   (documents, passages, offsets)
                            /vectors.faiss     (dense, row i = passage id i)
                            /bm25/             (keyword, column i = passage id i)
+                           /pivot/            (keyword over the passages' pivot words, text/bilingual.py)
 
 A build (holding INDEX/.build.lock, indexer/lock.py) writes builds/.tmp-<id>-<pid>/ and renames it when
 complete; only then does `current` move. A build that dies midway leaves its .tmp folder, which the next
@@ -34,6 +35,7 @@ MANIFEST = "manifest.json"
 STORE = "passages.sqlite"
 VECTORS = "vectors.faiss"
 KEYWORDS = "bm25"
+PIVOT = "pivot"
 T = TypeVar("T")
 KEEP_PREVIOUS_BUILDS = 1  # kept for rollback; older builds are deleted after a switch
 
@@ -105,6 +107,7 @@ class OpenIndex:
     store: SqliteReader
     vectors: faiss.Index
     keywords: bm25s.BM25
+    pivot: bm25s.BM25
 
     @property
     def build_id(self) -> str:
@@ -121,8 +124,9 @@ def open_index(root: Path, model_id: str, model_dim: int) -> OpenIndex:
     store = _open_part(build, STORE, _checked_store)
     vectors = _open_part(build, VECTORS, load_vector_index)
     keywords = _open_part(build, KEYWORDS, load_keyword_index)
-    _check_counts(build, manifest, store, vectors, keywords)
-    return OpenIndex(build, manifest, store, vectors, keywords)
+    pivot = _open_part(build, PIVOT, load_keyword_index)
+    _check_counts(build, manifest, store, vectors, {KEYWORDS: keywords, PIVOT: pivot})
+    return OpenIndex(build, manifest, store, vectors, keywords, pivot)
 
 
 def _open_part(build: Path, name: str, opener: Callable[[Path], T]) -> T:
@@ -142,9 +146,11 @@ def _checked_store(path: Path) -> SqliteReader:
     return store
 
 
-def _check_counts(build: Path, manifest: dict, store: SqliteReader, vectors: faiss.Index, keywords: bm25s.BM25) -> None:
+def _check_counts(build: Path, manifest: dict, store: SqliteReader, vectors: faiss.Index,
+                  keywords: dict[str, bm25s.BM25]) -> None:
     expected = manifest["counts"]["passages"]
-    found = {"passage store": store.passage_count, "vectors": vectors.ntotal, "bm25": keywords.scores["num_docs"]}
+    found = {"passage store": store.passage_count, "vectors": vectors.ntotal,
+             **{name: index.scores["num_docs"] for name, index in keywords.items()}}
     wrong = {name: n for name, n in found.items() if n != expected}
     if wrong:
         raise IndexUnusable(f"index {build.name} is inconsistent: manifest says {expected} passages, found {wrong}")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pymilvus import DataType, Function, FunctionType, MilvusClient
 from pymilvus.milvus_client import IndexParams
 
-from stores.contract import Scope
+from stores.contract import FORMAT_VERSION, KeywordSide, Scope
 
 MANIFEST_PROPERTY = "docqa.manifest"  # the published build's manifest (JSON), on the passages collection
 MODEL_PROPERTY = "docqa.model"  # the model whose vectors the collections hold (JSON {id}), set when created
@@ -27,6 +27,9 @@ MAX_FOLDER_DEPTH = 256
 # jieba analyzer over the folded text: XQuAD zh R@1 0.913 vs 0.879 (identical to bm25s), en equal.
 KEYWORD_ANALYZER = {"tokenizer": "standard"}
 KEYWORD_DIGEST_BYTES = 6  # 48 bits: collisions are negligible at any vocabulary size
+# Each keyword side (stores/contract.py) is a text field and the sparse BM25 field Milvus makes of it.
+KEYWORD_FIELDS: dict[KeywordSide, tuple[str, str]] = {"own": ("keywords", "sparse"), "pivot": ("pivot", "pivot_sparse")}
+SPARSE_FIELDS = frozenset(sparse for _, sparse in KEYWORD_FIELDS.values())
 
 # Passage fields the reader returns (StoredPassage), and the few that searches need.
 PASSAGE_FIELDS = ("id", "doc_id", "title", "start", "end", "clean_start", "clean_end", "text", "folded",
@@ -122,7 +125,8 @@ def folder_filter(folder: str) -> str:
 
 
 def model_property(model_id: str) -> str:
-    return json.dumps({"id": model_id}, ensure_ascii=False)
+    """What the collections' rows are made with: a build by another model or index format starts over."""
+    return json.dumps({"id": model_id, "format_version": FORMAT_VERSION}, ensure_ascii=False)
 
 
 def passages_schema(dim: int):
@@ -139,12 +143,13 @@ def passages_schema(dim: int):
     schema.add_field("text", DataType.VARCHAR, max_length=MAX_VARCHAR_BYTES)
     schema.add_field("folded", DataType.VARCHAR, max_length=MAX_VARCHAR_BYTES)
     schema.add_field("overflow", DataType.BOOL)  # text longer than a VARCHAR: read it from the document
-    schema.add_field("keywords", DataType.VARCHAR, max_length=MAX_VARCHAR_BYTES, enable_analyzer=True,
-                     analyzer_params=KEYWORD_ANALYZER)
-    schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+    for side, (words, sparse) in KEYWORD_FIELDS.items():
+        schema.add_field(words, DataType.VARCHAR, max_length=MAX_VARCHAR_BYTES, enable_analyzer=True,
+                         analyzer_params=KEYWORD_ANALYZER)
+        schema.add_field(sparse, DataType.SPARSE_FLOAT_VECTOR)
+        schema.add_function(Function(name="bm25" if side == "own" else f"bm25_{side}", function_type=FunctionType.BM25,
+                                     input_field_names=[words], output_field_names=[sparse]))
     schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
-    schema.add_function(Function(name="bm25", function_type=FunctionType.BM25,
-                                 input_field_names=["keywords"], output_field_names=["sparse"]))
     return schema
 
 
@@ -200,7 +205,8 @@ def dense_search_params(index_type: str, k: int) -> dict:
 def passages_indexes(client: MilvusClient, index_type: str) -> IndexParams:
     indexes = client.prepare_index_params()
     indexes.add_index("vector", metric_type="COSINE", **DENSE_INDEXES[index_type])
-    indexes.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+    for sparse in SPARSE_FIELDS:
+        indexes.add_index(sparse, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
     for name in PASSAGE_SCALAR_INDEXES:
         indexes.add_index(name, index_type="INVERTED")
     return indexes

@@ -12,10 +12,11 @@ from collections.abc import Iterator
 import numpy as np
 from pymilvus import MilvusClient
 
-from stores.contract import DOCUMENT_LISTING, Candidates, Scope, StoredDocument, StoredPassage, StoreUnavailable
+from stores.contract import (DOCUMENT_LISTING, Candidates, KeywordSide, Scope, StoredDocument, StoredPassage,
+                             StoreUnavailable)
 from stores.milvus_connection import Connection
-from stores.milvus_schema import (DOCUMENT_FIELDS, PASSAGE_FIELDS, SEARCH_FIELDS, Names, dense_search_params,
-                                  folder_name, keyword_text, literal, scope_filter)
+from stores.milvus_schema import (DOCUMENT_FIELDS, KEYWORD_FIELDS, PASSAGE_FIELDS, SEARCH_FIELDS, SPARSE_FIELDS, Names,
+                                  dense_search_params, folder_name, keyword_text, literal, scope_filter)
 from text.normalize import fold_script
 
 MAX_RESULTS = 16_384  # Milvus' cap on one query's rows and on a search's limit
@@ -51,11 +52,12 @@ class MilvusStore:
         params = dense_search_params(self._dense_index, k)
         return self._search("search passages by vector", query, "vector", k, scope, params)
 
-    def keyword(self, tokens: list[str], k: int, scope: Scope) -> Candidates:
+    def keyword(self, tokens: list[str], k: int, scope: Scope, side: KeywordSide = "own") -> Candidates:
         words = keyword_text(tokens)
         if not words:
             return Candidates.empty()
-        return self._search("search passages by keyword", words, "sparse", k, scope, {"metric_type": "BM25"})
+        return self._search("search passages by keyword", words, KEYWORD_FIELDS[side][1], k, scope,
+                            {"metric_type": "BM25"})
 
     def known(self, tokens: list[str]) -> np.ndarray:
         """Remembered, or looked up: a lookup took 7–9 ms a question on milvus-lite, and questions share most words."""
@@ -90,7 +92,7 @@ class MilvusStore:
             return Candidates.empty()
         # BM25 distances are negative in Milvus Lite and positive in Milvus, best first in both: abs() is the score
         return Candidates(np.array([int(hit.id) for hit in hits], np.int64),
-                          np.array([abs(float(hit.distance)) if field == "sparse" else float(hit.distance) for hit in hits]),
+                          np.array([abs(float(hit.distance)) if field in SPARSE_FIELDS else float(hit.distance) for hit in hits]),
                           np.array([hit["entity"]["language"] for hit in hits]))
 
     def passages(self, ids: list[int]) -> dict[int, StoredPassage]:

@@ -69,10 +69,10 @@ class MilvusWriter:
             return None
         description = self._call("describe the passages collection", "describe_collection", names.passages) \
             if exists[0] else {}
-        held = json.loads(description.get("properties", {}).get(MODEL_PROPERTY, "{}")).get("id")
-        if not all(exists) or held != self._model_id:
-            log.info("Milvus %s holds vectors of %s, this build uses %s: starting over", names.passages, held,
-                     self._model_id)
+        held = description.get("properties", {}).get(MODEL_PROPERTY, "{}")
+        if not all(exists) or held != model_property(self._model_id):
+            log.info("Milvus %s holds rows made with %s, this build makes %s: starting over", names.passages, held,
+                     model_property(self._model_id))
             self._drop()
             return None
         return next(f["params"]["dim"] for f in description["fields"] if f["name"] == "vector")
@@ -241,7 +241,7 @@ def passage_rows(meta: DocumentMeta, document: ProcessedDocument, vectors: np.nd
             "clean_start": passage.clean_start, "clean_end": passage.clean_end, "page": passage.page,
             "page_end": passage.page_end, "text": "" if overflow else passage.text,
             "folded": "" if overflow else passage.folded, "overflow": overflow,
-            "keywords": keyword_text(passage.tokens), "vector": vector.tolist(),
+            "keywords": keyword_text(passage.tokens), "pivot": keyword_text(passage.pivot), "vector": vector.tolist(),
         })
     return rows
 

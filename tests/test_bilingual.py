@@ -1,10 +1,10 @@
-"""Keywords across languages (service/bilingual.py): CC-CEDICT parsed, phrases before words, common words first."""
+"""Keywords across languages (text/bilingual.py): CC-CEDICT parsed, phrases before words, common words first."""
 from __future__ import annotations
 
 import pytest
 from flask import Flask
 
-from service.bilingual import TRANSLATIONS, lexicon, parse_cedict
+from text.bilingual import TRANSLATIONS, lexicon, parse_cedict
 from service.retrieval import Retriever
 from stores.contract import Scope
 from text.normalize import fold_script
@@ -63,3 +63,20 @@ def test_an_english_question_finds_the_chinese_passage_by_its_translated_keyword
     found = retriever.store.passages(own.ids.tolist() + crossed.ids.tolist())
     assert "002_88511f47bc2856da.txt" not in {found[pid].doc_id for pid in own.ids.tolist()}  # its own words, names aside
     assert "002_88511f47bc2856da.txt" in {found[pid].doc_id for pid in crossed.ids.tolist()}
+
+
+def test_pivot_words_are_english_stems_of_both_languages():
+    parsed = parse_cedict(ENTRIES)
+    assert parsed.pivot_words(["数据中心", "协议", "王"]) == ["data", "center", "agreement", "pact", "protocol"]
+    assert parsed.pivot_words(["the", "agreements", "were", "protocols", "s", "2019"]) == [
+        "agreement", "protocol", "2019"]  # stems, stopwords and one-letter tokens left out
+    assert parsed.pivot_words(["centers", "中心"]) == ["center", "center", "heart", "core"]
+
+
+def test_an_english_question_finds_the_chinese_passage_by_its_glossed_words(retriever: Retriever):
+    """The pivot side alone, without the names both languages write alike: the passages' own words, glossed."""
+    question = "How much is the agreement between OpenAI and AWS worth?"
+    tokens = [t for t in keyword_tokens(fold_script(question).casefold()) if t not in {"openai", "aws"}]
+    pivot = retriever._pivot(tokens, Scope())
+    found = retriever.store.passages(pivot.ids.tolist())
+    assert "002_88511f47bc2856da.txt" in {found[pid].doc_id for pid in pivot.ids.tolist()[:5]}

@@ -8,7 +8,7 @@ import numpy as np
 
 from stores.contract import Candidates, Scope
 from stores.embedded import EmbeddedLocation
-from service.bilingual import lexicon
+from text.bilingual import lexicon
 from service.retrieval import CANDIDATES, family, FUSION_WEIGHTS, Retriever, _merge_overlaps, best_sentence, fusion_weights
 from text.normalize import detect_language, fold_script
 from text.segment import keyword_tokens
@@ -27,7 +27,7 @@ def answers(retriever):
     return {q["id"]: retriever.ask(q["question"], 5) for q in QUESTIONS}
 
 
-# Cross-language questions rely on the dense model and their keywords' translations (service/bilingual.py);
+# Cross-language questions rely on the dense model and their keywords' translations (text/bilingual.py);
 # these two English questions (about 001 and 002) lose to passages of the other articles, which are about
 # the same companies (in every mode).
 KNOWN_CROSS_LANGUAGE_MISSES = {"en-007", "en-011"}
@@ -73,10 +73,10 @@ def test_traditional_and_simplified_questions_get_the_same_answer(retriever):
     assert "380億美元" in traditional.hits[0].text
 
 
-def test_across_languages_bm25_counts_through_the_translated_keywords():
-    dense, own, crossed = fusion_weights("en", "zh-Hant")
-    assert (dense, own, crossed) == FUSION_WEIGHTS[("en", "zh")] and own == 0 and crossed > 0
-    assert fusion_weights("zh-Hans", "zh-Hant")[1] > 0 and fusion_weights("zh-Hans", "zh-Hant")[2] == 0
+def test_across_languages_bm25_counts_through_the_translated_keywords_and_the_pivot_words():
+    dense, own, crossed, pivot = fusion_weights("en", "zh-Hant")
+    assert (dense, own, crossed, pivot) == FUSION_WEIGHTS[("en", "zh")] and own == 0 and crossed > 0 and pivot > 0
+    assert fusion_weights("zh-Hans", "zh-Hant")[1] > 0 and fusion_weights("zh-Hans", "zh-Hant")[2:] == (0, 0)
 
 
 def candidates(scores: dict[int, float], language: str) -> Candidates:
@@ -87,17 +87,21 @@ def test_fusion_scales_each_signal_and_weighs_it_by_language_pair():
     dense = candidates({1: 0.9, 2: 0.8, 3: 0.7}, "zh-Hans")  # cosines: min-max over the dense candidates
     keyword = candidates({2: 4.0, 4: 2.0}, "zh-Hans")  # BM25: divided by the best
     crossed = candidates({5: 3.0}, "en")
-    ranked = dict(Retriever._rank(dense, keyword, crossed, "zh-Hans", "hybrid"))
-    assert ranked == pytest.approx({1: 0.5, 2: 0.5 * 0.5 + 0.5, 3: 0.0, 4: 0.25, 5: 0.3})  # 5: zh→en weights crossed
-    assert list(ranked) == [2, 1, 5, 4, 3]
+    pivot = candidates({5: 1.0, 6: 4.0}, "en")
+    ranked = dict(Retriever._rank(dense, keyword, crossed, pivot, "zh-Hans", "hybrid"))
+    # 5 and 6: zh→en weighs crossed .3 and pivot .2
+    assert ranked == pytest.approx({1: 0.5, 2: 0.5 * 0.5 + 0.5, 3: 0.0, 4: 0.25, 5: 0.3 + 0.2 * 0.25, 6: 0.2})
+    assert list(ranked) == [2, 1, 5, 4, 6, 3]
 
 
-def test_fusion_breaks_ties_by_the_candidate_met_first_crossed_keyword_dense():
-    tied = candidates({7: 1.0, 3: 1.0}, "en")
-    ranked = Retriever._rank(candidates({8: 0.9, 6: 0.5}, "en"), tied, candidates({9: 2.0}, "en"), "en", "hybrid")
-    assert ranked == [(7, 0.5), (3, 0.5), (8, 0.5), (9, 0.0), (6, 0.0)]  # crossed weighs 0 between English texts
-    assert Retriever._rank(Candidates.empty(), Candidates.empty(), Candidates.empty(), "en", "hybrid") == []
-    assert Retriever._rank(tied, tied, tied, "en", "dense") == [(7, 1.0), (3, 1.0)]
+def test_fusion_breaks_ties_by_the_candidate_met_first_crossed_pivot_keyword_dense():
+    tied, none = candidates({7: 1.0, 3: 1.0}, "en"), Candidates.empty()
+    ranked = Retriever._rank(candidates({8: 0.9, 6: 0.5}, "en"), tied, candidates({9: 2.0}, "en"),
+                             candidates({4: 1.0}, "en"), "en", "hybrid")
+    # crossed and pivot weigh 0 between English texts
+    assert ranked == [(7, 0.5), (3, 0.5), (8, 0.5), (9, 0.0), (4, 0.0), (6, 0.0)]
+    assert Retriever._rank(none, none, none, none, "en", "hybrid") == []
+    assert Retriever._rank(tied, tied, tied, tied, "en", "dense") == [(7, 1.0), (3, 1.0)]
 
 
 def test_highlight_is_the_sentence_sharing_most_question_words():
@@ -116,7 +120,8 @@ def test_reading_the_head_of_the_ranking_gives_the_hits_reading_all_of_it_gives(
         language = detect_language(q["question"])
         translated = lexicon().crossed_keywords(keyword_tokens(folded.casefold()), family(language))
         crossed = retriever._crossed(translated, Scope())
-        ranked = retriever._rank(dense, keyword, crossed, language, "hybrid")
+        pivot = retriever._pivot(keyword_tokens(folded.casefold()), Scope())
+        ranked = retriever._rank(dense, keyword, crossed, pivot, language, "hybrid")
         everything = retriever.store.passages([pid for pid, _ in ranked])
         expected, _ = _merge_overlaps([(everything[pid], score) for pid, score in ranked], top_k)
         assert retriever._cited_spans(ranked, top_k) == expected, q["id"]

@@ -6,11 +6,13 @@ import ast
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import seed_recall_at_5
 from indexer.build import build_index
 from service.retrieval import Retriever
+from text.bilingual import lexicon
 from stores.contract import Scope, StoreLocation
 from stores.embedded import EmbeddedLocation
 from stores.milvus import MilvusLocation
@@ -97,6 +99,22 @@ def test_a_store_knows_which_words_its_passages_contain(library_stores, kind):
     assert library_stores[kind].store.known([]).tolist() == []
 
 
+@pytest.mark.parametrize("kind", STORES)
+def test_a_store_searches_the_passages_pivot_words(library_stores, kind):
+    """English stems of every passage: a Chinese one's words glossed, an English one's words stemmed."""
+    store = library_stores[kind].store
+
+    def pivot_hits(words: list[str], scope: Scope = Scope()) -> list[str]:
+        found = store.keyword(lexicon().pivot_words(words), 10, scope, side="pivot")
+        best_first = found.ids[np.argsort(-found.scores, kind="stable")].tolist()  # candidates come in no order
+        return [store.passages(best_first)[pid].doc_id for pid in best_first]
+
+    assert pivot_hits(["oceans", "depth"])[0] == "notes/deep/海洋.txt"
+    assert pivot_hits(["lighthouses"]) == ["news/lighthouse.txt"]
+    assert pivot_hits(["oceans"], Scope(folder="news")) == []
+    assert len(store.keyword(["ocean"], 10, Scope())) == 0  # the own side has no such English word
+
+
 def test_documents_read_alike(library_stores):
     embedded, milvus = library_stores["embedded"].store, library_stores["milvus"].store
     for folder in (None, "news", "notes", "notes/deep", "nowhere"):
@@ -128,6 +146,9 @@ def test_an_incremental_build_changes_adds_and_deletes(library, tmp_path, milvus
     assert retriever.ask("When did the harbour freeze?", 1).hits[0].text.startswith("The harbour froze")
     assert all(h.doc_id != "notes/繁體.txt" for h in retriever.ask("玉山 海拔", 10).hits)
     assert retriever.store.known(["玉山", "glaciers"]).tolist() == [False, True]  # deleted, added
+    glaciers = retriever.store.keyword(lexicon().pivot_words(["glacier"]), 5, Scope(), side="pivot")
+    assert [retriever.store.passages(glaciers.ids.tolist())[pid].doc_id for pid in glaciers.ids.tolist()] == [
+        "notes/new.txt"]
     assert manifest["counts"] == {"documents": 5, "passages": retriever.passage_count, "skipped": 0}
 
 

@@ -62,6 +62,6 @@ def _block_tokens(block: str) -> list[str]:
 
 
 def word_frequencies() -> dict[str, int]:
-    """jieba's dictionary: how often each word occurs in its corpus (ranks translations, service/bilingual.py)."""
+    """jieba's dictionary: how often each word occurs in its corpus (ranks translations, text/bilingual.py)."""
     _ensure_jieba()
     return jieba.dt.FREQ

@@ -1,4 +1,4 @@
-"""A question's keywords in the other language, from CC-CEDICT, so BM25 also counts across languages.
+"""Keywords across languages, from CC-CEDICT, so BM25 also counts across languages.
 
 The dense model alone carries an English question to Chinese passages (and back), and BM25 over the question's
 own words weighs nearly nothing there. Looked up in CC-CEDICT (CC BY-SA 4.0, the dictionary file the PyPI
@@ -12,6 +12,13 @@ en → zh: the longest English phrase of up to three words that is a whole CC-CE
 (jieba's word frequencies), at most TRANSLATIONS of them; and every content word as written, for the names and
 numbers Chinese text writes in Latin letters.
 zh → en: a Chinese keyword's headword, the content words of its first glosses, at most TRANSLATIONS of them.
+
+Pivot words put every text, question or passage, into one space: English word stems. An English word is its
+Snowball stem, a Chinese word the stems of its translations (zh → en above). The indexer keeps each passage's
+pivot words in a second BM25 index (`PassageStore.keyword(..., side="pivot")`), so an English question meets a
+Chinese passage through the passage's own words glossed (CC-CEDICT's direction: a headword's glosses are far less
+ambiguous than an English word's headwords), and stems match across inflections ("invested" meets "investment").
+Measured on XQuAD (evals/README.md): hybrid en→zh R@1 .809 → .850, R@5 .960 → .976.
 """
 from __future__ import annotations
 
@@ -21,6 +28,8 @@ import threading
 from collections import defaultdict
 from dataclasses import dataclass
 from importlib import resources
+
+import Stemmer
 
 from text.segment import keyword_tokens, word_frequencies
 
@@ -70,6 +79,24 @@ class Lexicon:
             else:
                 i += 1
         return found
+
+
+    def pivot_words(self, tokens: list[str]) -> list[str]:
+        """`keyword_tokens` as English stems: content words stemmed, Chinese words' translations stemmed."""
+        words = [w for t in tokens for w in
+                 ((t,) if t.isascii() else self.chinese_to_english.get(t, ())[:TRANSLATIONS])
+                 if len(w) > 1 and w not in STOPWORDS]
+        return _stemmer().stemWords(words)
+
+
+_stemmers = threading.local()
+
+
+def _stemmer() -> Stemmer.Stemmer:
+    """One per thread: a PyStemmer object is not safe to share."""
+    if not hasattr(_stemmers, "english"):
+        _stemmers.english = Stemmer.Stemmer("english")
+    return _stemmers.english
 
 
 def _as_written(tokens: list[str]) -> list[str]:
