@@ -34,8 +34,7 @@ from stores.contract import Candidates, PassageStore, Scope, StoredDocument, Sto
 Mode = Literal["hybrid", "dense", "bm25"]  # the shipped fusion, and each signal alone (eval baselines)
 CANDIDATES = 100  # per signal; fusion and merging pick top_k from their union
 FIRST_READ = 3  # × top_k passages read first for merging (478 seed + datasets questions: none needed more)
-# dense, BM25 over the question's keywords, over their translations, over its pivot words
-Weights = tuple[float, float, float, float]
+Weights = tuple[float, float, float, float]  # dense, BM25 over the question's keywords, translations, pivot words
 # (question family, passage family) → Weights; a family is "zh", "en" or "mixed". The crossed and pivot weights
 # were chosen on the first half of each XQuAD cross-language row and checked on the second (evals/README.md).
 FUSION_WEIGHTS: dict[tuple[str, str], Weights] = {

@@ -16,7 +16,7 @@ from pymilvus.milvus_client import IndexParams
 from stores.contract import FORMAT_VERSION, KeywordSide, Scope
 
 MANIFEST_PROPERTY = "docqa.manifest"  # the published build's manifest (JSON), on the passages collection
-MODEL_PROPERTY = "docqa.model"  # the model whose vectors the collections hold (JSON {id}), set when created
+MODEL_PROPERTY = "docqa.model"  # the model and index format the rows are made with (JSON), set when created
 DOCUMENTS_SUFFIX = "_documents"
 MAX_VARCHAR_BYTES = 65_535  # Milvus' VARCHAR limit (lite does not enforce it; a cluster does)
 MAX_ID_BYTES = 4_096  # doc_ids and folder names (paths)
