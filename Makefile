@@ -37,7 +37,7 @@ serve: index
 	QA_INDEX=$(INDEX) QA_CORPUS=$(CORPUS) HOST=$(HOST) PORT=$(PORT) $(VENV)/bin/gunicorn -c service/gunicorn.conf.py 'service:create_app()'
 
 test: model browser ocr
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=15 tests
 
 # The web page's browser test (tests/test_web.py) drives Debian's headless Chromium with selenium; the CJK font
 # makes its screenshots (test-artifacts/) readable. Installed only when missing.
