@@ -133,6 +133,9 @@ def _absolute(location: str) -> str:
 def _start_ray(address: str) -> bool:
     """Connect to or start Ray, quietly (no progress bars, no worker logs); True when this call started it."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Ray waits 30 s for a local GCS server to publish its port; its first start from a fresh install on two busy
+    # cores (binaries cold on disk) took longer once in CI and failed the build. Ray's own override, not a retry.
+    os.environ.setdefault("RAY_gcs_server_port_wait_time_s", "120")
     import ray.data
 
     started = False
