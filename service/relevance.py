@@ -1,11 +1,12 @@
 """How likely a hit answers the question, 0..1: a logistic model per language pair, fitted by evals/calibrate.py.
 
 The fused score ranks passages against each other; it says nothing about whether any of them answers (every
-question gets a first hit). Absolute signals do: the hit's dense cosine, the share of the question's
-keywords the hit contains and its BM25 score per keyword (the question's own keywords within a language, their
-CC-CEDICT translations across), how far the best dense cosine stands above the next ones, and the share of
-those keywords that no passage in the corpus contains at all (a question about a team, a person or a place the
-documents never name). Cosines of related texts differ by language pair (English
+question gets a first hit). Absolute signals do: the hit's dense cosine, the share of the question's keywords
+the hit contains (the question's own keywords within a language, their CC-CEDICT translations across), its BM25
+score per keyword (across languages: per pivot word, text/bilingual.py; that tells answered from unanswered
+cross-language questions better than BM25 over the translations), how far the best dense cosine stands above the
+next ones, and the share of those keywords that no passage in the corpus contains at all (a question about a
+team, a person or a place the documents never name). Cosines of related texts differ by language pair (English
 questions over Chinese passages score ~.78 where Chinese over Chinese scores ~.91), so each pair has its own
 weights. They are fitted on in-corpus questions (the gold passage is relevant) and on questions asked against a
 corpus that does not hold their answer (nothing is), and stored in relevance.json next to this file. Each pair's
@@ -99,26 +100,27 @@ class Evidence:
     lowest: float  # a passage outside them scores at most this
     margin: float
     own_bm25: dict[int, float]  # passage id → BM25 of the question's keywords, per keyword
-    crossed_bm25: dict[int, float]  # and of their translations, per translation
+    pivot_bm25: dict[int, float]  # and of their pivot words among the passages', per pivot word
     own_unknown: float  # the share of the distinct own keywords that no passage contains (1: no keyword)
     translated_unknown: float  # and of the distinct translations
 
     @classmethod
-    def of(cls, language: str, query_tokens: list[str], translated: list[str], dense: Candidates,
-           keyword: Candidates, crossed: Candidates, unknown: set[str]) -> Evidence:
-        """`unknown`: the keywords (own or translated) that no passage contains."""
+    def of(cls, language: str, query_tokens: list[str], translated: list[str], pivot_words: int, dense: Candidates,
+           keyword: Candidates, pivot: Candidates, unknown: set[str]) -> Evidence:
+        """`pivot_words`: how many the question has; `unknown`: the keywords (own or translated) no passage contains."""
         cosines = dense.by_id()
         own = content_words(query_tokens)
         return cls(family(language), set(query_tokens), own, translated, cosines, min(cosines.values(), default=0.0),
                    dense_margin(list(cosines.values())), _per_word(keyword, len(query_tokens)),
-                   _per_word(crossed, len(translated)), _share(own, unknown), _share(translated, unknown))
+                   _per_word(pivot, pivot_words), _share(own, unknown), _share(translated, unknown))
 
     def features(self, passage: StoredPassage) -> tuple[str, float, float, float, float, float]:
-        """(language pair, cosine, keyword coverage, margin, BM25 per keyword, unknown keywords): the model's inputs."""
+        """(language pair, cosine, keyword coverage, margin, BM25 per keyword, unknown keywords): the model's inputs.
+        Across languages the keywords are the translations and the BM25 is the pivot words'."""
         passage_family = family(passage.language)
         same = passage_family == self.question_family or "mixed" in (passage_family, self.question_family)
         keywords, bm25, unknown = ((self.own, self.own_bm25, self.own_unknown) if same else
-                                   (self.translated, self.crossed_bm25, self.translated_unknown))
+                                   (self.translated, self.pivot_bm25, self.translated_unknown))
         return (pair_of(self.question_family, passage_family), self.cosines.get(passage.id, self.lowest),
                 coverage(keywords, passage.folded.casefold()), self.margin, bm25.get(passage.id, 0.0), unknown)
 

@@ -29,7 +29,7 @@ from service.relevance import Evidence, content_words, family
 from text.normalize import Language, detect_language, fold_script, normalize
 from text.segment import keyword_tokens
 from text.sentences import sentence_spans
-from stores.contract import Candidates, PassageStore, Scope, StoredDocument, StoredPassage, StoreLocation
+from stores.contract import Candidates, KeywordSide, PassageStore, Scope, StoredDocument, StoredPassage, StoreLocation
 
 Mode = Literal["hybrid", "dense", "bm25"]  # the shipped fusion, and each signal alone (eval baselines)
 CANDIDATES = 100  # per signal; fusion and merging pick top_k from their union
@@ -134,22 +134,19 @@ class Retriever:
             query_tokens = keyword_tokens(folded.casefold())
             translated = lexicon().crossed_keywords(query_tokens, family(language))
             keyword = self.store.keyword(query_tokens, CANDIDATES, scope) if mode != "dense" else Candidates.empty()
-            crossed = self._crossed(translated, scope) if mode == "hybrid" else Candidates.empty()
-            pivot = self._pivot(query_tokens, scope) if mode == "hybrid" else Candidates.empty()
+            crossed = self._keyword(translated, scope, "own") if mode == "hybrid" else Candidates.empty()
+            pivot_words = lexicon().pivot_words(query_tokens)
+            pivot = self._keyword(pivot_words, scope, "pivot") if mode == "hybrid" else Candidates.empty()
             unknown = self._unknown(content_words(query_tokens) + translated)
         with metrics.ASK_SECONDS.labels("fusion").time():
             ranked = self._rank(dense, keyword, crossed, pivot, language, mode)
             spans = self._cited_spans(ranked, top_k)
-        return language, spans, Evidence.of(language, query_tokens, translated, dense, keyword, crossed, unknown)
+        return language, spans, Evidence.of(language, query_tokens, translated, len(pivot_words), dense, keyword,
+                                             pivot, unknown)
 
-    def _crossed(self, translated: list[str], scope: Scope) -> Candidates:
-        """BM25 candidates for the question's keywords in the other language (text/bilingual.py)."""
-        return self.store.keyword(translated, CANDIDATES, scope) if translated else Candidates.empty()
-
-    def _pivot(self, query_tokens: list[str], scope: Scope) -> Candidates:
-        """BM25 candidates for the question's pivot words among the passages' (text/bilingual.py)."""
-        words = lexicon().pivot_words(query_tokens)
-        return self.store.keyword(words, CANDIDATES, scope, side="pivot") if words else Candidates.empty()
+    def _keyword(self, words: list[str], scope: Scope, side: KeywordSide) -> Candidates:
+        """BM25 candidates for the question's translations or pivot words (text/bilingual.py), if it has any."""
+        return self.store.keyword(words, CANDIDATES, scope, side) if words else Candidates.empty()
 
     def _unknown(self, words: list[str]) -> set[str]:
         """The words no passage contains (the relevance model's "unknown" feature)."""

@@ -59,7 +59,8 @@ def test_an_english_question_finds_the_chinese_passage_by_its_translated_keyword
     question = "How much is the agreement between OpenAI and AWS worth?"
     tokens = keyword_tokens(fold_script(question).casefold())
     own = retriever.store.keyword([t for t in tokens if t not in {"openai", "aws"}], 10, Scope())
-    crossed = retriever._crossed(lexicon().crossed_keywords([t for t in tokens if t not in {"openai", "aws"}], "en"), Scope())
+    translated = lexicon().crossed_keywords([t for t in tokens if t not in {"openai", "aws"}], "en")
+    crossed = retriever._keyword(translated, Scope(), "own")
     found = retriever.store.passages(own.ids.tolist() + crossed.ids.tolist())
     assert "002_88511f47bc2856da.txt" not in {found[pid].doc_id for pid in own.ids.tolist()}  # its own words, names aside
     assert "002_88511f47bc2856da.txt" in {found[pid].doc_id for pid in crossed.ids.tolist()}
@@ -77,6 +78,6 @@ def test_an_english_question_finds_the_chinese_passage_by_its_glossed_words(retr
     """The pivot side alone, without the names both languages write alike: the passages' own words, glossed."""
     question = "How much is the agreement between OpenAI and AWS worth?"
     tokens = [t for t in keyword_tokens(fold_script(question).casefold()) if t not in {"openai", "aws"}]
-    pivot = retriever._pivot(tokens, Scope())
+    pivot = retriever._keyword(lexicon().pivot_words(tokens), Scope(), "pivot")
     found = retriever.store.passages(pivot.ids.tolist())
     assert "002_88511f47bc2856da.txt" in {found[pid].doc_id for pid in pivot.ids.tolist()[:5]}
