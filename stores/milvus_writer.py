@@ -69,10 +69,9 @@ class MilvusWriter:
             return None
         description = self._call("describe the passages collection", "describe_collection", names.passages) \
             if exists[0] else {}
-        held = description.get("properties", {}).get(MODEL_PROPERTY, "{}")
-        if not all(exists) or held != model_property(self._model_id):
-            log.info("Milvus %s holds rows made with %s, this build makes %s: starting over", names.passages, held,
-                     model_property(self._model_id))
+        held, made = description.get("properties", {}).get(MODEL_PROPERTY, "{}"), model_property(self._model_id)
+        if not all(exists) or held != made:
+            log.info("Milvus %s holds rows made with %s, this build makes %s: starting over", names.passages, held, made)
             self._drop()
             return None
         return next(f["params"]["dim"] for f in description["fields"] if f["name"] == "vector")

@@ -42,15 +42,18 @@ def test_coverage_and_margin():
     assert dense_margin([0.9]) == 0.0
 
 
+def _passage(language: str) -> StoredPassage:
+    return StoredPassage(0, "d", "t", 0, 1, 0, 1, "x", "x", language)
+
+
 def test_unknown_is_the_share_of_keywords_no_passage_contains():
     nothing = Candidates.empty()
     evidence = Evidence.of("en", ["who", "won", "super", "bowl", "50"], ["赢", "超级", "碗"], 4, nothing, nothing,
                            nothing, unknown={"super", "bowl", "超级"})
-    passage = lambda language: StoredPassage(0, "d", "t", 0, 1, 0, 1, "x", "x", language)
     assert evidence.own == ["won", "super", "bowl", "50"]  # stopwords carry no topic
-    assert evidence.features(passage("en"))[-1] == 0.5  # English passages: the question's own words
-    assert evidence.features(passage("zh-Hans"))[-1] == pytest.approx(1 / 3)  # Chinese ones: the translations
-    assert Evidence.of("zh-Hans", [], [], 0, nothing, nothing, nothing, set()).features(passage("zh-Hans"))[-1] == 1.0
+    assert evidence.features(_passage("en"))[-1] == 0.5  # English passages: the question's own words
+    assert evidence.features(_passage("zh-Hans"))[-1] == pytest.approx(1 / 3)  # Chinese ones: the translations
+    assert Evidence.of("zh-Hans", [], [], 0, nothing, nothing, nothing, set()).features(_passage("zh-Hans"))[-1] == 1.0
 
 
 def test_bm25_per_keyword_is_the_own_keywords_within_a_language_and_the_pivot_words_across():
@@ -58,9 +61,8 @@ def test_bm25_per_keyword_is_the_own_keywords_within_a_language_and_the_pivot_wo
     keyword = Candidates(np.array([0]), np.array([3.0]), np.array(["en"]))
     pivot = Candidates(np.array([0]), np.array([2.0]), np.array(["en"]))
     evidence = Evidence.of("en", ["openai", "deal", "worth"], ["协议"], 4, nothing, keyword, pivot, set())
-    passage = lambda language: StoredPassage(0, "d", "t", 0, 1, 0, 1, "x", "x", language)
-    assert evidence.features(passage("en"))[4] == 1.0  # 3.0 over three keywords
-    assert evidence.features(passage("zh-Hant"))[4] == 0.5  # 2.0 over four pivot words
+    assert evidence.features(_passage("en"))[4] == 1.0  # 3.0 over three keywords
+    assert evidence.features(_passage("zh-Hant"))[4] == 0.5  # 2.0 over four pivot words
 
 
 def test_the_retriever_counts_the_words_no_passage_contains_and_they_lower_relevance(seed_index, embedder):

@@ -18,7 +18,7 @@ Snowball stem, a Chinese word the stems of its translations (zh → en above). T
 pivot words in a second BM25 index (`PassageStore.keyword(..., side="pivot")`), so an English question meets a
 Chinese passage through the passage's own words glossed (CC-CEDICT's direction: a headword's glosses are far less
 ambiguous than an English word's headwords), and stems match across inflections ("invested" meets "investment").
-Measured on XQuAD (evals/README.md): hybrid en→zh R@1 .809 → .850, R@5 .960 → .976.
+Measured on XQuAD (evals/README.md): hybrid en→zh R@1 .809 → .849, R@5 .960 → .976.
 """
 from __future__ import annotations
 
@@ -79,7 +79,6 @@ class Lexicon:
             else:
                 i += 1
         return found
-
 
     def pivot_words(self, tokens: list[str]) -> list[str]:
         """`keyword_tokens` as English stems: content words stemmed, Chinese words' translations stemmed."""
