@@ -18,6 +18,7 @@ import os
 import re
 import warnings
 from collections.abc import Iterable, Iterator
+from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -130,19 +131,30 @@ def _absolute(location: str) -> str:
     return str(path.resolve()) if path.exists() else location
 
 
+def _start_local(ray: Any, options: dict[str, Any]) -> None:
+    """A local Ray's start-up sometimes hangs on these machines: its GCS server or raylet never writes a log line
+    and Ray gives up after 30 s (three times on 2026-11-23 in test runs, once while waiting 120 s). A second start,
+    after ray.shutdown() has cleared the first, comes up in seconds; the hung processes end with this one (Ray's
+    reaper)."""
+    start = partial(ray.init, num_cpus=os.cpu_count(), include_dashboard=False, **options)
+    try:
+        start()
+    except Exception as error:  # Ray's start-up timeouts are plain Exception and RuntimeError
+        logging.getLogger(__name__).warning("Ray did not start (%s); starting it once more", error)
+        ray.shutdown()
+        start()
+
+
 def _start_ray(address: str) -> bool:
     """Connect to or start Ray, quietly (no progress bars, no worker logs); True when this call started it."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    # Ray waits 30 s for a local GCS server to publish its port; its first start from a fresh install on two busy
-    # cores (binaries cold on disk) took longer once in CI and failed the build. Ray's own override, not a retry.
-    os.environ.setdefault("RAY_gcs_server_port_wait_time_s", "120")
     import ray.data
 
     started = False
     if not ray.is_initialized():
         options: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR}
         if address == "local":
-            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, **options)
+            _start_local(ray, options)
         else:
             ray.init(address=address, **options)
         started = address == "local"
