@@ -116,13 +116,23 @@ def main() -> None:
     for result in results.values():
         del result["question_vectors"]
     timings["total"] = time.perf_counter() - started
-    document = {"machine": report.machine(), "corpora": results, "ann": {"total": total, "base": len(base),
-                "rows": ann_rows}, **sections, "timings": timings, "quick": args.quick}
     out = corpus.CACHE / "quick" if args.quick else HERE  # a quick run never overwrites RESULTS.md
+    document = {"machine": report.machine(), "corpora": results, "ann": {"total": total, "base": len(base),
+                "rows": ann_rows}, **separate_sections(out), **sections, "timings": timings, "quick": args.quick}
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(document, indent=1, ensure_ascii=False, default=_plain) + "\n")
     report.write(document, out)
     print(f"[bench] wrote {out.relative_to(ROOT)}/RESULTS.md in {timings['total'] / 60:.1f} min")
+
+
+def separate_sections(out: Path) -> dict:
+    """The sections only `--only … --merge` runs (SEPARATE) as last merged into `out`: a full run keeps them,
+    each still marked with the run it came from."""
+    previous = out / "results.json"
+    if not previous.exists():
+        return {}
+    merged = json.loads(previous.read_text(encoding="utf-8"))
+    return {name: merged[name] for name in SEPARATE if name in merged}
 
 
 def run_sections(names, quick: bool, timings: dict, name: str, corpus_and_questions: tuple[Path, list[str]],
