@@ -138,7 +138,8 @@ class PassageStore(Protocol):
 
     def keyword(self, tokens: list[str], k: int, scope: Scope, side: KeywordSide = "own") -> Candidates:
         """The k passages in `scope` with the best BM25 for the question's keyword tokens (side "own") or its
-        pivot words (side "pivot"); none if none matches."""
+        pivot words (side "pivot"); none if none matches. A store may leave out words found in more than half of
+        its passages while others remain (the embedded one does: stores/bm25.py, KeywordIndex.searched_words)."""
 
     def known(self, tokens: list[str]) -> np.ndarray:
         """Per keyword token (bool): does any passage contain it? A question whose words no passage has asks

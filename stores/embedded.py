@@ -15,7 +15,7 @@ import numpy as np
 
 from indexer.process import ProcessedDocument
 from stores import index_dir
-from stores.bm25 import VocabularyBuilder, keyword_scores, known_tokens, save_keyword_index, top_positive
+from stores.bm25 import VocabularyBuilder, save_keyword_index
 from stores.contract import Candidates, DocumentMeta, KeywordSide, Scope, StoredDocument, StoredPassage
 from stores.faiss_index import build_vector_index, index_spec, save_vector_index, search
 from stores.sqlite import SqliteWriter
@@ -41,15 +41,11 @@ class EmbeddedStore:
         return self._candidates(ids[0][found], scores[0][found])
 
     def keyword(self, tokens: list[str], k: int, scope: Scope, side: KeywordSide = "own") -> Candidates:
-        scores = keyword_scores(self._keywords if side == "own" else self._pivot, tokens)
-        allowed = self._mask(scope)
-        if allowed is not None:
-            scores = np.where(allowed, scores, 0.0)
-        top = top_positive(scores, k)
-        return self._candidates(top, scores[top])
+        index = self._keywords if side == "own" else self._pivot
+        return self._candidates(*index.top(tokens, k, self._mask(scope)))
 
     def known(self, tokens: list[str]) -> np.ndarray:
-        return known_tokens(self._keywords, tokens)
+        return self._keywords.known(tokens)
 
     def _candidates(self, ids: np.ndarray, scores: np.ndarray) -> Candidates:
         ids = ids.astype(np.int64)

@@ -22,10 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TypeVar
 
-import bm25s
 import faiss
 
-from stores.bm25 import load_keyword_index
+from stores.bm25 import KeywordIndex, load_keyword_index
 from indexer.lock import is_alive
 from stores.contract import FORMAT_VERSION, IndexUnusable, check_model
 from stores.sqlite import SqliteReader
@@ -106,8 +105,8 @@ class OpenIndex:
     manifest: dict
     store: SqliteReader
     vectors: faiss.Index
-    keywords: bm25s.BM25
-    pivot: bm25s.BM25
+    keywords: KeywordIndex
+    pivot: KeywordIndex
 
     @property
     def build_id(self) -> str:
@@ -147,10 +146,10 @@ def _checked_store(path: Path) -> SqliteReader:
 
 
 def _check_counts(build: Path, manifest: dict, store: SqliteReader, vectors: faiss.Index,
-                  keywords: dict[str, bm25s.BM25]) -> None:
+                  keywords: dict[str, KeywordIndex]) -> None:
     expected = manifest["counts"]["passages"]
     found = {"passage store": store.passage_count, "vectors": vectors.ntotal,
-             **{name: index.scores["num_docs"] for name, index in keywords.items()}}
+             **{name: index.passage_count for name, index in keywords.items()}}
     wrong = {name: n for name, n in found.items() if n != expected}
     if wrong:
         raise IndexUnusable(f"index {build.name} is inconsistent: manifest says {expected} passages, found {wrong}")

@@ -1,10 +1,10 @@
-"""The keyword side's top-k (stores/bm25.py top_positive) picks what a full partition picks, at any size."""
+"""The keyword side (stores/bm25.py): the top k picks what a full partition picks, at any size; common words are left out of a search."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from stores.bm25 import top_positive
+from stores.bm25 import KeywordIndex, VocabularyBuilder, top_positive
 
 
 def reference(scores: np.ndarray, k: int) -> list[float]:
@@ -28,3 +28,28 @@ def test_top_positive_equals_a_full_partition(size: int, zeros: float, k: int) -
 def test_top_positive_of_nothing() -> None:
     assert top_positive(np.zeros(4096, dtype=np.float32), 10).size == 0
     assert top_positive(np.ones(10, dtype=np.float32), 0).size == 0
+
+
+def keyword_index(passages: list[list[str]]) -> KeywordIndex:
+    builder = VocabularyBuilder()
+    for tokens in passages:
+        builder.add(tokens)
+    return KeywordIndex(builder.build())
+
+
+def test_words_in_most_passages_are_left_out_when_others_remain() -> None:
+    index = keyword_index([["的", "长城"], ["的", "黄河"], ["的", "长江"], ["黄河", "长江"]])  # 的: 3 of 4
+    assert index.searched_words(["长城", "的", "故宫"]) == ["长城"]
+    assert index.searched_words(["的"]) == ["的"]  # a question of common words only keeps them
+    ids, scores = index.top(["的", "长城"], 10)
+    assert ids.tolist() == [0] and scores[0] > 0  # only the passage with the rare word, not every one with 的
+
+
+def test_top_scores_as_bm25s_does_and_respects_allowed() -> None:
+    index = keyword_index([["黄河", "长江"], ["黄河"], ["长江", "长江", "湖"], ["湖"]])
+    full = index.retriever.get_scores(["黄河", "湖"])
+    ids, scores = index.top(["黄河", "湖"], 10)
+    assert dict(zip(ids.tolist(), scores.tolist())) == {i: s for i, s in enumerate(full.tolist()) if s > 0}
+    ids, _ = index.top(["黄河", "湖"], 10, allowed=np.array([False, True, True, False]))
+    assert sorted(ids.tolist()) == [1, 2]
+    assert index.top(["不在"], 10)[0].size == 0

@@ -73,10 +73,18 @@ def test_milvus_answers_the_seed_questions_as_well_as_the_embedded_store(seed_st
 
 
 def test_both_stores_cite_the_same_passage_for_a_clear_question(seed_stores):
-    answers = {kind: r.ask("蛟龙号载人潜水器最大下潜深度是多少？", 3).hits for kind, r in seed_stores.items()}
-    assert answers["milvus"][0].doc_id == answers["embedded"][0].doc_id
-    assert (answers["milvus"][0].start, answers["milvus"][0].end) == (answers["embedded"][0].start,
-                                                                      answers["embedded"][0].end)
+    """The same document, passage and highlighted sentence. Not always the same span: the embedded store leaves
+    the commonest words out of keyword searches (stores/contract.py), which may change what overlapping passage
+    merges into the hit."""
+    milvus, embedded = (seed_stores[kind].ask("蛟龙号载人潜水器最大下潜深度是多少？", 3).hits[0]
+                        for kind in ("milvus", "embedded"))
+    assert milvus.doc_id == embedded.doc_id
+    assert milvus.start < embedded.end and embedded.start < milvus.end
+    assert highlighted(milvus) == highlighted(embedded) != ""
+
+
+def highlighted(hit) -> str:
+    return hit.text[hit.highlight[0] : hit.highlight[1]] if hit.highlight else ""
 
 
 @pytest.mark.parametrize("kind", STORES)
