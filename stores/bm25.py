@@ -83,17 +83,20 @@ class KeywordIndex:
         """The tokens in the vocabulary, less those in more than COMMON_SHARE of the passages when others remain.
 
         Such a word costs a search most of its time and adds little: at 1M passages, 600 real searches reached
-        1.65M postings each on average, nearly all of words like 的 (in 95 % of the passages), 在, 是 and the
-        pivot words they translate to ("right", "exist": 62–67 %); BM25's IDF of a word in half the passages is
-        ≤ ln 2, against ~10 for a rare one. A question made only of such words keeps them."""
-        vocab, indptr = self.retriever.vocab_dict, self.retriever.scores["indptr"]
-        known = [t for t in tokens if t in vocab]
-        most = COMMON_SHARE * self.passage_count
-        rarer = [t for t in known if indptr[vocab[t] + 1] - indptr[vocab[t]] <= most]
+        1.65M postings each on average, 98 % of them of words in more than 2 % of the passages, like 的 (95 %), 在,
+        是 and the pivot words they translate to ("right", "exist": 62–67 %). BM25's IDF, ln(1 + (N − df + ½) /
+        (df + ½)), is ≤ ln 2 for a word in half the passages and ≈ 13 for a word in one of 1M. A question made
+        only of such words keeps them."""
+        counts = self._passages_holding(tokens)
+        known = [t for t, n in zip(tokens, counts) if n > 0]
+        rarer = [t for t, n in zip(tokens, counts) if 0 < n <= COMMON_SHARE * self.passage_count]
         return rarer or known
 
     def known(self, tokens: list[str]) -> np.ndarray:
         """Per token: does a passage contain it? Its column of the BM25 matrix (CSC) is not empty; no score is computed."""
+        return np.array(self._passages_holding(tokens), dtype=np.int64) > 0
+
+    def _passages_holding(self, tokens: list[str]) -> list[int]:
+        """Per token, how many passages hold it: the length of its column (0 if not in the vocabulary)."""
         indptr, vocab = self.retriever.scores["indptr"], self.retriever.vocab_dict
-        columns = [vocab.get(token) for token in tokens]
-        return np.array([c is not None and indptr[c + 1] > indptr[c] for c in columns], dtype=bool)
+        return [int(indptr[vocab[t] + 1] - indptr[vocab[t]]) if t in vocab else 0 for t in tokens]
