@@ -219,6 +219,7 @@ class _Build:
             found = set() if self.force else embeddings.get_many(list(texts)).keys()
             missing.update((key, text) for key, text in texts.items() if key not in found)
         started = time.perf_counter()
+        self.embedder.expect(len(missing))
         with tqdm(total=len(missing), unit="passage", desc="embedding", disable=not self.bar or not missing) as bar:
             for keys, vectors in self.engine.embed(missing.items()):
                 embeddings.put_many(keys, vectors)
