@@ -93,8 +93,9 @@ class DocumentCache(_GenerationalCache):
         value = self._get_many([key]).get(key)
         return "" if value is None else value[len(_FAILED):].decode() if value.startswith(_FAILED) else None
 
-    def put(self, key: bytes, document: ProcessedDocument) -> None:
-        self._put_many([(key, document.to_bytes())])
+    def put(self, key: bytes, document: bytes) -> None:
+        """`document` as ProcessedDocument.to_bytes() made it (in a worker process)."""
+        self._put_many([(key, document)])
 
     def put_failure(self, key: bytes, reason: str) -> None:
         """Remember that these bytes can never be read, so no later build tries again."""

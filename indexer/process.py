@@ -65,7 +65,9 @@ class ProcessedDocument:
     passages: list[ProcessedPassage]
 
     def to_bytes(self) -> bytes:
-        return zlib.compress(json.dumps(asdict(self), ensure_ascii=False).encode(), 6)
+        # vars(), not asdict(): asdict deep-copies every token list first, which was half of this method's time
+        fields = {**vars(self), "passages": [vars(p) for p in self.passages]}
+        return zlib.compress(json.dumps(fields, ensure_ascii=False).encode(), 6)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ProcessedDocument:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 
 from extract import ExtractionError
-from indexer.process import ProcessedDocument, Settings, process
+from indexer.process import Settings, process
 
 DEFAULT_TIMEOUT = 300.0
 TIMEOUT_VARIABLE = "QA_FILE_TIMEOUT"
@@ -99,8 +99,8 @@ class DocumentWorkers:
         self._settings, self._timeout, self._processes = settings, timeout, max(1, processes)
         self._workers: list[_Worker] = []
 
-    def run(self, tasks: Iterable[Task]) -> Iterator[tuple[Task, ProcessedDocument | str]]:
-        """(task, processed document) or (task, reason it was skipped), as each file finishes."""
+    def run(self, tasks: Iterable[Task]) -> Iterator[tuple[Task, bytes | str]]:
+        """(task, its ProcessedDocument.to_bytes()) or (task, reason it was skipped), as each file finishes."""
         pending = iter(tasks)
         busy: list[_Worker] = []
         idle = list(self._workers)
@@ -132,7 +132,7 @@ class DocumentWorkers:
                     continue
                 yield task, (str(outcome) if isinstance(outcome, _Crash) else outcome)
 
-    def _collect(self, worker: _Worker, ready: list) -> tuple[Task, ProcessedDocument | str | _Crash] | None:
+    def _collect(self, worker: _Worker, ready: list) -> tuple[Task, bytes | str | _Crash] | None:
         task = worker.task
         assert task is not None
         while worker.conn in ready and (not worker.ready or worker.conn.poll()):
@@ -147,7 +147,7 @@ class DocumentWorkers:
             if status == "ready":
                 worker.ready = True
                 continue
-            return task, ProcessedDocument.from_bytes(payload) if status == "ok" else payload
+            return task, payload  # "ok": the document's bytes, stored as they came (decoding them costs as much)
         if time.monotonic() >= worker.deadline:
             worker.kill()
             return task, f"took longer than the per-file limit of {self._timeout:g} s ({TIMEOUT_VARIABLE})"
