@@ -16,6 +16,7 @@ far above the rest, which ranks alone would flatten.
 from __future__ import annotations
 
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -46,6 +47,9 @@ FUSION_WEIGHTS: dict[tuple[str, str], Weights] = {
 # Not measured (no eval set has mixed-language questions): between the same- and cross-language weights.
 MIXED_WEIGHTS = (0.5, 0.3, 0.0, 0.0)
 WARM_UP_QUESTIONS = ("这是什么？", "這是什麼？", "What is this?")
+# The dense search runs here while the request's thread does the keyword side: FAISS searches on one thread
+# without the GIL (stores/faiss_index.py), so a lone question's two halves take both cores instead of one.
+_DENSE_SEARCHES = ThreadPoolExecutor(max_workers=2, thread_name_prefix="dense-search")
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,7 @@ class Retriever:
         # encode first: the less Python runs before it, the more concurrent questions share a batch
         embedded = self._batcher.embed(folded) if vector is None else vector
         with metrics.ASK_SECONDS.labels("search").time():
-            dense = self.store.dense(embedded, CANDIDATES, scope) if mode != "bm25" else Candidates.empty()
+            searching = self._dense(embedded, scope) if mode != "bm25" else None
             language = detect_language(question)
             query_tokens = keyword_tokens(folded.casefold())
             translated = lexicon().crossed_keywords(query_tokens, family(language))
@@ -138,11 +142,15 @@ class Retriever:
             pivot_words = lexicon().pivot_words(query_tokens)
             pivot = self._keyword(pivot_words, scope, "pivot") if mode == "hybrid" else Candidates.empty()
             unknown = self._unknown(content_words(query_tokens) + translated)
+            dense = searching.result() if searching is not None else Candidates.empty()
         with metrics.ASK_SECONDS.labels("fusion").time():
             ranked = self._rank(dense, keyword, crossed, pivot, language, mode)
             spans = self._cited_spans(ranked, top_k)
         return language, spans, Evidence.of(language, query_tokens, translated, len(pivot_words), dense, keyword,
                                              pivot, unknown)
+
+    def _dense(self, vector: np.ndarray, scope: Scope) -> Future[Candidates]:
+        return _DENSE_SEARCHES.submit(self.store.dense, vector, CANDIDATES, scope)
 
     def _keyword(self, words: list[str], scope: Scope, side: KeywordSide) -> Candidates:
         """BM25 candidates for the question's translations or pivot words (text/bilingual.py), if it has any."""

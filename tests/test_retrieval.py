@@ -1,5 +1,6 @@
 """Retrieval on the seed corpus with the seed question set (evals/seed_questions.jsonl), all three scripts."""
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,35 @@ def test_reading_the_head_of_the_ranking_gives_the_hits_reading_all_of_it_gives(
         everything = retriever.store.passages([pid for pid, _ in ranked])
         expected, _ = _merge_overlaps([(everything[pid], score) for pid, score in ranked], top_k)
         assert retriever._cited_spans(ranked, top_k) == expected, q["id"]
+
+
+class _TimedStore:
+    """The seed store, its dense search made slow (0.3 s, off the GIL as FAISS is), every call's span noted."""
+
+    def __init__(self, store) -> None:
+        self._store, self.calls = store, []
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    def dense(self, *args):
+        started = time.monotonic()
+        time.sleep(0.3)
+        self.calls.append(("dense", started, time.monotonic()))
+        return self._store.dense(*args)
+
+    def keyword(self, *args):
+        started = time.monotonic()
+        found = self._store.keyword(*args)
+        self.calls.append(("keyword", started, time.monotonic()))
+        return found
+
+
+def test_the_keyword_side_runs_while_the_dense_search_does(retriever):
+    store = _TimedStore(retriever.store)
+    timed = Retriever(store, retriever.embedder)
+    answer = timed.ask("微软为什么要自研AI芯片？", 5)
+    ((_, _, dense_end),) = [c for c in store.calls if c[0] == "dense"]
+    keyword = [c for c in store.calls if c[0] == "keyword"]
+    assert len(keyword) >= 2 and all(end < dense_end for _, _, end in keyword)  # none waited for the dense search
+    assert [h.doc_id for h in answer.hits] == [h.doc_id for h in retriever.ask("微软为什么要自研AI芯片？", 5).hits]
