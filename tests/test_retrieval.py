@@ -10,7 +10,8 @@ import numpy as np
 from stores.contract import Candidates, Scope
 from stores.embedded import EmbeddedLocation
 from text.bilingual import lexicon
-from service.retrieval import CANDIDATES, family, FUSION_WEIGHTS, Retriever, _merge_overlaps, best_sentence, fusion_weights
+from service.citations import best_sentence, merge_overlaps
+from service.retrieval import CANDIDATES, family, FUSION_WEIGHTS, Retriever, fusion_weights
 from text.normalize import detect_language, fold_script
 from text.segment import keyword_tokens
 from text.clean import clean
@@ -124,7 +125,7 @@ def test_reading_the_head_of_the_ranking_gives_the_hits_reading_all_of_it_gives(
         pivot = retriever._keyword(lexicon().pivot_words(tokens), Scope(), "pivot")
         ranked = retriever._rank(dense, keyword, crossed, pivot, language, "hybrid")
         everything = retriever.store.passages([pid for pid, _ in ranked])
-        expected, _ = _merge_overlaps([(everything[pid], score) for pid, score in ranked], top_k)
+        expected, _ = merge_overlaps([(everything[pid], score) for pid, score in ranked], top_k)
         assert retriever._cited_spans(ranked, top_k) == expected, q["id"]
 
 

