@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from pathlib import Path
 
 import faiss
@@ -58,11 +59,7 @@ def save_vector_index(index: faiss.Index, path: Path) -> None:
 
 
 def load_vector_index(path: Path) -> faiss.Index:
-    """The index, to be searched one question at a time: FAISS's OpenMP threads are turned off for the process.
-    With them, searching 20k vectors Flat took 2.9 ms and 5.8 ms of CPU (the second thread spin-waits, against
-    the question encoder on 2 cores) instead of 1.5 ms and 1.5 ms; IVF at 1M searches one query on one thread
-    either way. Builds train and add in their own process, with every thread."""
-    faiss.omp_set_num_threads(1)
+    """The index, to be searched one question at a time (`search`)."""
     index = faiss.read_index(str(path))
     set_search_parameters(index)
     return index
@@ -70,6 +67,7 @@ def load_vector_index(path: Path) -> faiss.Index:
 
 def search(index: faiss.Index, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Top-k by inner product; `allowed` (a boolean per vector) filters inside the search, before the top k."""
+    _one_openmp_thread()
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     if allowed is None:
         return index.search(queries, min(k, index.ntotal))
@@ -78,3 +76,17 @@ def search(index: faiss.Index, queries: np.ndarray, k: int, allowed: np.ndarray 
     ivf = faiss.try_extract_index_ivf(index)
     params = faiss.SearchParametersIVF(sel=selector, nprobe=ivf.nprobe) if ivf is not None else faiss.SearchParameters(sel=selector)
     return index.search(queries, min(k, index.ntotal), params=params)
+
+
+_searching_thread = threading.local()
+
+
+def _one_openmp_thread() -> None:
+    """A question is searched on the calling thread alone. With FAISS's OpenMP threads, searching 20k vectors Flat
+    took 2.9 ms and 5.8 ms of CPU (the second thread waits, against the question encoder on 2 cores) instead of
+    1.5 ms and 1.5 ms; IVF at 1M searches one query on one thread either way. libgomp keeps the thread count per
+    calling thread, so each thread that searches (a server's pool threads) sets its own; builds train and add
+    on threads that never searched, with every core."""
+    if not getattr(_searching_thread, "single", False):
+        faiss.omp_set_num_threads(1)
+        _searching_thread.single = True

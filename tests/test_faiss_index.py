@@ -1,4 +1,6 @@
 """The dense index: type chosen by size, the ANN spec's recall against exact search, search parameters kept on load."""
+import threading
+
 import faiss
 import numpy as np
 import pytest
@@ -54,6 +56,23 @@ def test_save_and_load_keep_the_search_parameters(data, ann_index, tmp_path):
     assert loaded.ntotal == len(base) and faiss.extract_index_ivf(loaded).nprobe == vectors.NPROBE
     after = search(loaded, queries, 10)
     assert np.array_equal(before[1], after[1]) and np.allclose(before[0], after[0])
+
+
+def test_every_thread_that_searches_uses_one_openmp_thread(data):
+    """libgomp keeps the thread count per calling thread: a server's pool threads would search with every core."""
+    base, queries = data
+    index = build_vector_index(base[:1000], "Flat")
+    counts = []
+
+    def search_on_a_new_thread() -> None:
+        faiss.omp_set_num_threads(2)  # what a new thread gets from OpenMP's default on a 2-core machine
+        search(index, queries[:1], 10)
+        counts.append(faiss.omp_get_max_threads())
+
+    worker = threading.Thread(target=search_on_a_new_thread)
+    worker.start()
+    worker.join()
+    assert counts == [1]
 
 
 def test_loading_sets_the_measured_operating_point(data, ann_index, tmp_path):
