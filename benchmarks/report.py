@@ -50,6 +50,11 @@ def ratios(result: dict) -> dict[str, float]:
     }
 
 
+def _by_count(per_count: dict, count: int):
+    """A value keyed by a client or batch count (an int when measured, a string once read back from JSON)."""
+    return next((value for key, value in per_count.items() if int(key) == count), None)
+
+
 def chosen_ann(rows: list[dict], total: int) -> dict | None:
     """The row of what the indexer builds at this size (stores/faiss_index.py), if it was measured."""
     spec, params = index_spec(total), f"nprobe={NPROBE}"
@@ -100,6 +105,10 @@ def targets_section(document: dict) -> list[str]:
             single = other["questions"]["single"]["p50_ms"] + result["floor"]["search"]["p50_ms"]
             lines.append(f"| {name} | query p50 ÷ floor with {backend} encode (the issue's reference) | – | "
                          f"{result['http']['latency']['p50_ms'] / single:.2f} | – |")
+            eight = _by_count(result["http"]["load"], 8), _by_count(other["questions"]["per_second"], 8)
+            if None not in eight:
+                lines.append(f"| {name} | queries/s, 8 clients ÷ raw {backend} encode q/s in batches of 8 (the issue's "
+                             f"reference) | – | {eight[0]['per_second'] / eight[1]:.2f} | – |")
     if "incremental" in document:
         inc = document["incremental"]
         for row in inc["rebuilds"]:
