@@ -29,6 +29,7 @@ from service.citations import best_sentence, merge_overlaps
 from text.bilingual import lexicon
 from service.relevance import Evidence, content_words, family
 from text.normalize import Language, detect_language, fold_script
+from text.numerals import amounts_across
 from text.segment import keyword_tokens
 from stores.contract import Candidates, KeywordSide, PassageStore, Scope, StoredDocument, StoredPassage, StoreLocation
 
@@ -135,8 +136,10 @@ class Retriever:
         with metrics.ASK_SECONDS.labels("search").time():
             searching = self._dense(embedded, scope) if mode != "bm25" else None
             language = detect_language(question)
-            query_tokens = keyword_tokens(folded.casefold())
-            translated = lexicon().crossed_keywords(query_tokens, family(language))
+            normalized = folded.casefold()
+            query_tokens = keyword_tokens(normalized)
+            translated = (lexicon().crossed_keywords(query_tokens, family(language))
+                          + amounts_across(normalized, family(language)))
             keyword = self.store.keyword(query_tokens, CANDIDATES, scope) if mode != "dense" else Candidates.empty()
             crossed = self._keyword(translated, scope, "own") if mode == "hybrid" else Candidates.empty()
             pivot_words = lexicon().pivot_words(query_tokens)

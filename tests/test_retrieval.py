@@ -75,6 +75,21 @@ def test_traditional_and_simplified_questions_get_the_same_answer(retriever):
     assert "380億美元" in traditional.hits[0].text
 
 
+def test_an_english_amount_meets_the_chinese_passages_that_write_it_their_way(retriever):
+    question = "which company has 1.5 billion users?"
+    _, _, evidence = retriever.cite(question, 5)
+    assert {"15", "亿"} <= set(evidence.translated)  # 1.5 billion is 15亿: the digits differ
+    translations = lexicon().crossed_keywords(keyword_tokens(question), family("en"))
+
+    def rank_of_the_amount(words: list[str]) -> int:
+        found = retriever.store.keyword(words, 10, Scope())
+        ids = found.ids[np.argsort(-found.scores, kind="stable")].tolist()
+        passages = retriever.store.passages(ids)
+        return next((rank for rank, pid in enumerate(ids) if "15亿" in passages[pid].folded), len(ids))
+
+    assert rank_of_the_amount(translations + ["15", "亿"]) < rank_of_the_amount(translations)
+
+
 def test_across_languages_bm25_counts_through_the_translated_keywords_and_the_pivot_words():
     dense, own, crossed, pivot = fusion_weights("en", "zh-Hant")
     assert (dense, own, crossed, pivot) == FUSION_WEIGHTS[("en", "zh")] and own == 0 and crossed > 0 and pivot > 0
