@@ -29,17 +29,11 @@ def answers(retriever):
     return {q["id"]: retriever.ask(q["question"], 5) for q in QUESTIONS}
 
 
-# Cross-language questions rely on the dense model and their keywords' translations (text/bilingual.py);
-# these two English questions (about 001 and 002) lose to passages of the other articles, which are about
-# the same companies (in every mode).
-KNOWN_CROSS_LANGUAGE_MISSES = {"en-007", "en-011"}
-
-
 @pytest.mark.parametrize("language", ["zh-Hans", "zh-Hant", "en"])
 def test_gold_document_is_in_the_top_5(answers, language):
     questions = [q for q in QUESTIONS if q["language"] == language]
     missed = {q["id"] for q in questions if q["doc_id"] not in {h.doc_id for h in answers[q["id"]].hits}}
-    assert missed <= KNOWN_CROSS_LANGUAGE_MISSES, f"{len(missed)}/{len(questions)} {language} questions missed: {missed}"
+    assert not missed, f"{len(missed)}/{len(questions)} {language} questions missed: {missed}"
 
 
 def test_detected_question_language_matches_the_set(answers):
