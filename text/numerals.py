@@ -8,11 +8,11 @@ other language writes it, as that language's keyword tokens, for the crossed key
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from text.segment import keyword_tokens
 
-_NUMBER = r"(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)"
+_NUMBER = r"([0-9]{1,3}(?:,[0-9]{3})+|[0-9]+(?:\.[0-9]+)?)"  # ASCII digits: normalize() made them so
 _ENGLISH = re.compile(_NUMBER + r"\s*(thousand|million|billion|trillion|bn)\b")
 _CHINESE = re.compile(_NUMBER + r"\s*(万亿|百万|千万|亿|万)")  # not 千 alone: 3千米 is a distance, not an amount
 _ENGLISH_SCALE = {"thousand": 10**3, "million": 10**6, "billion": 10**9, "bn": 10**9, "trillion": 10**12}
@@ -31,13 +31,7 @@ def amounts_across(normalized: str, question_family: str) -> list[str]:
 
 
 def _amounts(pattern: re.Pattern, scale: dict[str, int], text: str) -> list[Decimal]:
-    values = []
-    for number, word in pattern.findall(text):
-        try:
-            values.append(Decimal(number.replace(",", "")) * scale[word])
-        except InvalidOperation:  # unreachable for the pattern's digits; kept so odd input never fails a question
-            continue
-    return values
+    return [Decimal(number.replace(",", "")) * scale[word] for number, word in pattern.findall(text)]
 
 
 def _as_chinese(value: Decimal) -> list[str]:
