@@ -27,6 +27,8 @@ import numpy as np
 
 from indexer.embedding import EmbeddingFailed, configured_backend, configured_model, encoder_identity, model_id
 
+LOCAL_STARTS = 3  # tries at starting a local Ray (_start_local)
+
 
 class RayEmbeddingError(EmbeddingFailed):
     """An actor could not load the model or embed a batch; the Ray error is its __cause__."""
@@ -133,16 +135,19 @@ def _absolute(location: str) -> str:
 
 def _start_local(ray: Any, options: dict[str, Any]) -> None:
     """A local Ray's start-up sometimes hangs on these machines: its GCS server or raylet never writes a log line
-    and Ray gives up after 30 s (three times on 2026-11-23 in test runs, once while waiting 120 s). A second start,
-    after ray.shutdown() has cleared the first, comes up in seconds; the hung processes end with this one (Ray's
-    reaper)."""
+    and Ray gives up after 30 s (three times on 2026-11-23 in test runs, once while waiting 120 s; on 2026-11-24
+    the first start failed in 3 of 15 runs, and once the second did too). A start after ray.shutdown() has cleared
+    the last one usually comes up in seconds; the hung processes end with this one (Ray's reaper)."""
     start = partial(ray.init, num_cpus=os.cpu_count(), include_dashboard=False, **options)
-    try:
-        start()
-    except Exception as error:  # Ray's start-up timeouts are plain Exception and RuntimeError
-        logging.getLogger(__name__).warning("Ray did not start (%s); starting it once more", error)
-        ray.shutdown()
-        start()
+    for attempt in range(1, LOCAL_STARTS + 1):
+        try:
+            start()
+            return
+        except Exception as error:  # Ray's start-up timeouts are plain Exception and RuntimeError
+            if attempt == LOCAL_STARTS:
+                raise
+            logging.getLogger(__name__).warning("Ray did not start (%s); starting it again", error)
+            ray.shutdown()
 
 
 def _start_ray(address: str) -> bool:

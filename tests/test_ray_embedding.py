@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from indexer.embedding import DEFAULT_MODEL, Encoder
+from indexer import ray_embedding
 from indexer.ray_embedding import RayEmbeddingError, RayEngine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,3 +108,33 @@ def test_the_build_does_not_import_ray() -> None:
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+class _HangingStarts:
+    """Ray's own start-up hang cannot be caused on demand; this stands in for `ray` and fails its first `fails`
+    starts the way Ray does (a plain Exception after its 30 s wait)."""
+
+    def __init__(self, fails: int) -> None:
+        self.fails, self.starts, self.shutdowns = fails, 0, 0
+
+    def init(self, **_) -> None:
+        self.starts += 1
+        if self.starts <= self.fails:
+            raise Exception("The current node timed out during startup.")
+
+    def shutdown(self) -> None:
+        self.shutdowns += 1
+
+
+@pytest.mark.parametrize("fails", [0, 1, 2])
+def test_a_local_ray_that_does_not_start_is_started_again(fails):
+    ray = _HangingStarts(fails)
+    ray_embedding._start_local(ray, {})
+    assert (ray.starts, ray.shutdowns) == (fails + 1, fails)
+
+
+def test_a_local_ray_that_never_starts_fails_the_build_after_the_last_try():
+    ray = _HangingStarts(ray_embedding.LOCAL_STARTS)
+    with pytest.raises(Exception, match="timed out during startup"):
+        ray_embedding._start_local(ray, {})
+    assert ray.starts == ray_embedding.LOCAL_STARTS
