@@ -136,7 +136,7 @@ def _absolute(location: str) -> str:
 def _start_local(ray: Any, options: dict[str, Any]) -> None:
     """A local Ray's start-up sometimes hangs on these machines: its GCS server or raylet never writes a log line
     and Ray gives up after 30 s (three times on 2026-11-23 in test runs, once while waiting 120 s; on 2026-11-24
-    the first start failed in 3 of 15 runs, and once the second did too). A start after ray.shutdown() has cleared
+    the first start failed in 4 of 14 runs, and the second in 1 of those 4). A start after ray.shutdown() has cleared
     the last one usually comes up in seconds; the hung processes end with this one (Ray's reaper)."""
     start = partial(ray.init, num_cpus=os.cpu_count(), include_dashboard=False, **options)
     for attempt in range(1, LOCAL_STARTS + 1):

@@ -136,10 +136,10 @@ class Retriever:
         with metrics.ASK_SECONDS.labels("search").time():
             searching = self._dense(embedded, scope) if mode != "bm25" else None
             language = detect_language(question)
-            normalized = folded.casefold()
+            normalized, question_family = folded.casefold(), family(language)
             query_tokens = keyword_tokens(normalized)
-            translated = (lexicon().crossed_keywords(query_tokens, family(language))
-                          + amounts_across(normalized, family(language)))
+            translated = (lexicon().crossed_keywords(query_tokens, question_family)
+                          + amounts_across(normalized, question_family))
             keyword = self.store.keyword(query_tokens, CANDIDATES, scope) if mode != "dense" else Candidates.empty()
             crossed = self._keyword(translated, scope, "own") if mode == "hybrid" else Candidates.empty()
             pivot_words = lexicon().pivot_words(query_tokens)
