@@ -76,6 +76,8 @@ class Encoder(ABC):
     model_id: str
     dim: int
     identity: str = ""  # model, backend and weights (encoder_identity): the embedding cache's key
+    # How many calls may usefully run at once (any call is thread-safe): 1 where batches are what make it fast.
+    parallel_calls: int = 1
 
     def passages(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         return self._encode(texts, "passage", batch_size)

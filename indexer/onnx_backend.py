@@ -19,6 +19,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -50,6 +51,10 @@ class OnnxEmbedder(Encoder):
     prompts: dict[str, str]
     model_id: str
     dim: int
+    # Calls run side by side: the session is thread-safe and the tokenizer is never reconfigured after loading.
+    # Two calls at once encode 2 cores' worth of questions without waiting for each other's batch
+    # (service/batching.py); more add nothing on 2 cores.
+    parallel_calls: ClassVar[int] = 2
 
     def _encode(self, texts: list[str], prompt_name: str, batch_size: int) -> np.ndarray:
         prompt = self.prompts.get(prompt_name, "")

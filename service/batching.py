@@ -1,10 +1,14 @@
 """Micro-batching: questions asked at the same time are encoded together, in one forward pass.
 
-On 2 cores one question costs ~16 ms to encode and a batch of 8 costs ~70 ms (benchmarks/RESULTS.md), so
-with 8 concurrent clients batching roughly doubles the questions answered per second. Nothing waits for
-a batch to fill: a question arriving while the encoder is idle is encoded at once by its own thread; those
-arriving while a batch runs queue up, and the oldest of them encodes all that queued as the next batch
-(leader/follower, so a lone client pays no thread hand-off).
+Nothing waits for a batch to fill: a question arriving while an encoder lane is free is encoded at once by its
+own thread; those arriving while every lane is busy queue up, and when a batch ends the oldest of them encodes
+all that queued as the next batch (leader/follower, so a lone client pays no thread hand-off).
+
+Lanes: how many batches may be encoded at once, the encoder's `parallel_calls`. torch has one: its batches
+are what make it fast (2 cores: 36 questions/s one at a time, 97 in batches of 8). ONNX Runtime gains nothing
+from batching (107 vs 126 questions/s, benchmarks/RESULTS.md) but runs calls side by side, so it has two: a question need not wait
+for a batch it missed, and the cores stay busy while the other requests' Python holds the GIL (8 clients,
+datasets index: 90 → 97–102 questions/s in process, 83 → 85–92 over HTTP, old and new code alternating).
 
 The queue is bounded (QA_MAX_WAITING, default 1 per worker; 0: no bound): a question finding it full is
 refused at once with `Overloaded` (the API answers 503 with Retry-After) instead of waiting behind a queue
@@ -48,21 +52,22 @@ def max_waiting_from_env() -> int:
 @dataclass(eq=False)
 class _Request:
     text: str
-    turn: threading.Event = field(default_factory=threading.Event)  # set: lead a batch, or the result is in
-    done: bool = False
+    turn: threading.Event = field(default_factory=threading.Event)  # set: lead `batch`, or the result is in
     vector: np.ndarray | None = None
     error: BaseException | None = None
+    batch: list[_Request] | None = None  # the batch this request leads, taken off the queue when it was given the lead
 
 
 class QuestionBatcher:
     def __init__(self, encode: Callable[[list[str]], np.ndarray], max_batch: int = MAX_BATCH,
-                 max_waiting: int | None = None) -> None:
+                 max_waiting: int | None = None, lanes: int = 1) -> None:
         self._encode = encode
         self.max_batch = max_batch
         self.max_waiting = max_waiting_from_env() if max_waiting is None else max_waiting  # 0: unbounded
-        self._lock = threading.Lock()  # guards _queue and _busy
+        self.lanes = lanes
+        self._lock = threading.Lock()  # guards _queue and _running
         self._queue: list[_Request] = []
-        self._busy = False  # a batch is being encoded, or its leader is about to start one
+        self._running = 0  # batches being encoded (or handed to a leader about to encode them): at most `lanes`
 
     def embed(self, text: str) -> np.ndarray:
         """The question's vector; raises Overloaded at once when max_waiting questions already queue."""
@@ -73,23 +78,27 @@ class QuestionBatcher:
                 raise Overloaded(len(self._queue))
             self._queue.append(request)
             metrics.QUEUE_DEPTH.inc()
-            if not self._busy:  # the queue was empty: this request is its head and leads at once
-                self._busy = True
-                request.turn.set()
+            if self._running < self.lanes:  # a lane is free, so the queue held nothing before this request
+                self._running += 1
+                self._lead_next()
         request.turn.wait()
-        if not request.done:  # handed the lead: this request heads the queue, so the batch includes it
-            self._encode_next_batch()
+        if request.batch is not None:  # given the lead: the batch includes this request
+            self._encode_batch(request.batch)
         if request.error is not None:
             raise request.error
         assert request.vector is not None
         metrics.ASK_SECONDS.labels("encode").observe(time.perf_counter() - started)
         return request.vector
 
-    def _encode_next_batch(self) -> None:
-        with self._lock:
-            batch = self._queue[: self.max_batch]
-            del self._queue[: self.max_batch]
-            metrics.QUEUE_DEPTH.dec(len(batch))
+    def _lead_next(self) -> None:
+        """Under the lock: the head of the queue leads the batch taken off it (a lane passes to it)."""
+        batch = self._queue[: self.max_batch]
+        del self._queue[: self.max_batch]
+        metrics.QUEUE_DEPTH.dec(len(batch))
+        batch[0].batch = batch
+        batch[0].turn.set()
+
+    def _encode_batch(self, batch: list[_Request]) -> None:
         metrics.BATCH_SIZE.observe(len(batch))
         try:
             vectors = self._encode([r.text for r in batch])
@@ -100,10 +109,9 @@ class QuestionBatcher:
             for request, vector in zip(batch, vectors):
                 request.vector = vector
         for request in batch:
-            request.done = True
             request.turn.set()
         with self._lock:
             if self._queue:
-                self._queue[0].turn.set()
+                self._lead_next()
             else:
-                self._busy = False
+                self._running -= 1

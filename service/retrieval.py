@@ -15,7 +15,6 @@ far above the rest, which ranks alone would flatten.
 """
 from __future__ import annotations
 
-import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -88,8 +87,7 @@ class Retriever:
     def __init__(self, store: PassageStore, embedder: Encoder) -> None:
         self.store = store
         self.embedder = embedder
-        self._encode_lock = threading.Lock()  # HF fast tokenizers are not safe to share across threads
-        self._batcher = QuestionBatcher(self._embed)  # concurrent asks share one encode
+        self._batcher = QuestionBatcher(embedder.queries, lanes=embedder.parallel_calls)  # concurrent asks share encodes
 
     @property
     def build_id(self) -> str:
@@ -103,11 +101,7 @@ class Retriever:
         return self.store.document(doc_id)
 
     def encode(self, questions: list[str]) -> np.ndarray:
-        return self._embed([fold_script(q) for q in questions])
-
-    def _embed(self, folded: list[str]) -> np.ndarray:
-        with self._encode_lock:
-            return self.embedder.queries(folded)
+        return self.embedder.queries([fold_script(q) for q in questions])
 
     def warm_up(self) -> None:
         """Answer one question per script so that the first real one does not pay for jieba's dictionary,

@@ -50,6 +50,25 @@ def test_questions_queued_behind_a_batch_are_encoded_together(retriever):
     np.testing.assert_allclose(np.stack(vectors), expected, atol=1e-4)
 
 
+def test_with_two_lanes_a_question_arriving_during_a_batch_is_encoded_beside_it(retriever):
+    encoder = RecordingEncoder(retriever)
+    batcher = QuestionBatcher(encoder, max_waiting=len(QUESTIONS), lanes=2)
+    with ThreadPoolExecutor(len(QUESTIONS)) as pool:
+        first = pool.submit(batcher.embed, QUESTIONS[0])
+        while len(encoder.sizes) < 1:
+            threading.Event().wait(0.005)
+        second = pool.submit(batcher.embed, QUESTIONS[1])  # the second lane takes it at once, not the queue
+        while len(encoder.sizes) < 2:
+            threading.Event().wait(0.005)
+        rest = [pool.submit(batcher.embed, q) for q in QUESTIONS[2:]]  # both lanes busy: these queue
+        while len(batcher._queue) < len(rest):
+            threading.Event().wait(0.005)
+        encoder.release.set()
+        vectors = [f.result(timeout=60) for f in [first, second, *rest]]
+    assert encoder.sizes == [1, 1, len(QUESTIONS) - 2]
+    np.testing.assert_allclose(np.stack(vectors), retriever.encode(QUESTIONS), atol=1e-4)
+
+
 def test_an_encoding_error_reaches_every_question_of_its_batch_and_the_next_batch_runs(retriever):
     calls = []
 
@@ -66,7 +85,7 @@ def test_an_encoding_error_reaches_every_question_of_its_batch_and_the_next_batc
 
 
 def test_concurrent_asks_get_the_answers_sequential_asks_get(retriever, monkeypatch):
-    monkeypatch.setattr(retriever, "_batcher", QuestionBatcher(retriever._embed, max_waiting=0))  # none refused
+    monkeypatch.setattr(retriever, "_batcher", QuestionBatcher(retriever.embedder.queries, max_waiting=0, lanes=retriever.embedder.parallel_calls))  # none refused
     sequential = [retriever.ask(q, 5) for q in QUESTIONS]
     with ThreadPoolExecutor(8) as pool:
         concurrent = list(pool.map(lambda q: retriever.ask(q, 5), QUESTIONS * 3))

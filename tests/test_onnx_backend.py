@@ -3,6 +3,7 @@ against the torch model they came from."""
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +97,17 @@ def test_fp32_onnx_vectors_equal_torch_vectors(embedder):
     for ours, theirs in ((fp32.queries(questions, 8), embedder.queries(questions, 8)),
                          (fp32.passages(passages, 4), embedder.passages(passages, 4))):
         assert (ours * theirs).sum(axis=1).min() > FP32_MIN_COSINE
+
+
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_calls_from_several_threads_at_once_get_the_vectors_of_calls_made_one_at_a_time(backend, embedder):
+    """The service encodes on several threads (service/batching.py's lanes): each encoder is safe to share."""
+    encoder = embedder if backend == "torch" else load_embedder(None, backend)
+    questions = [q["question"] for q in seed_questions()][:12]
+    alone = [encoder.queries([q])[0] for q in questions]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda q: encoder.queries([q])[0], questions * 4))
+    np.testing.assert_allclose(np.stack(together), np.stack(alone * 4), atol=1e-5)
 
 
 def test_the_service_encodes_questions_on_onnx_unless_configured(app, monkeypatch, tmp_path):
