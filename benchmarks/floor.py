@@ -5,6 +5,8 @@ sentence-transformers `encode(texts, prompt_name=…, normalize_embeddings=True)
 ONNX Runtime session with tokenizer and pooling (indexer/onnx_backend.py). Measured:
 - `encode` of the questions one at a time (the query path's floor) and in batches
   (the throughput floor for concurrent clients: c questions outstanding can at best be encoded c at a time);
+  and, for an encoder whose calls run side by side (the service's lanes, service/batching.py), 8 questions
+  at a time as that many calls at once, the stricter floor for 8 clients;
 - `encode` of passages in batches of 32 (the build's floor);
 - FAISS search alone for one question vector, as many candidates as the service asks for.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import faiss
 import numpy as np
@@ -21,6 +24,7 @@ from indexer.embedding import Encoder
 from service.retrieval import CANDIDATES
 
 PASSAGE_BATCH = 32
+SIDE_BY_SIDE = 8  # questions outstanding, as with 8 clients
 
 
 def milliseconds_each(run: Callable[[object], object], items: Sequence) -> list[float]:
@@ -49,7 +53,23 @@ def question_floor(encoder: Encoder, questions: list[str], batch_sizes: Sequence
         batches = [questions[i : i + size] for i in range(0, len(questions) - size + 1, size)]
         seconds = sum(milliseconds_each(lambda b: encoder.queries(b, size), batches)) / 1000
         result["per_second"][size] = len(batches) * size / seconds
+    if encoder.parallel_calls > 1:
+        result["side_by_side"] = {"calls": encoder.parallel_calls, "outstanding": SIDE_BY_SIDE,
+                                  "per_second": side_by_side_per_second(encoder, questions)}
     return result
+
+
+def side_by_side_per_second(encoder: Encoder, questions: list[str], outstanding: int = SIDE_BY_SIDE) -> float:
+    """Questions/s when each `outstanding` questions are split over `parallel_calls` encodes running at once."""
+    calls = encoder.parallel_calls
+    size = -(-outstanding // calls)
+    groups = [questions[i : i + outstanding] for i in range(0, len(questions) - outstanding + 1, outstanding)]
+    with ThreadPoolExecutor(calls) as pool:
+        started = time.perf_counter()
+        for group in groups:
+            list(pool.map(lambda part: encoder.queries(part, size), [group[i : i + size] for i in range(0, outstanding, size)]))
+        seconds = time.perf_counter() - started
+    return len(groups) * outstanding / seconds
 
 
 def passage_floor(encoder: Encoder, passages: list[str]) -> dict:

@@ -101,6 +101,11 @@ def targets_section(document: dict) -> list[str]:
         ]
         lines += [f"| {name} | {what} | {target} | {value:.2f} | {'yes' if ok else '**no**'} |"
                   for what, target, value, ok in checks]
+        side = result["floor"]["questions"].get("side_by_side")
+        eight = _by_count(result["http"]["load"], 8)
+        if side and eight:
+            lines.append(f"| {name} | queries/s, 8 clients ÷ raw encode q/s of 8 as {side['calls']} calls at once (as the "
+                         f"service's lanes run; stricter) | – | {eight['per_second'] / side['per_second']:.2f} | – |")
         for backend, other in result["other_floors"].items():
             single = other["questions"]["single"]["p50_ms"] + result["floor"]["search"]["p50_ms"]
             lines.append(f"| {name} | query p50 ÷ floor with {backend} encode (the issue's reference) | – | "
