@@ -2,13 +2,16 @@
 
 Nothing waits for a batch to fill: a question arriving while an encoder lane is free is encoded at once by its
 own thread; those arriving while every lane is busy queue up, and when a batch ends the oldest of them encodes
-all that queued as the next batch (leader/follower, so a lone client pays no thread hand-off).
+the next batch from the queue (leader/follower, so a lone client pays no thread hand-off).
 
-Lanes: how many batches may be encoded at once, the encoder's `parallel_calls`. torch has one: its batches
-are what make it fast (2 cores: 36 questions/s one at a time, 97 in batches of 8). ONNX Runtime gains nothing
-from batching (107 vs 126 questions/s, benchmarks/RESULTS.md) but runs calls side by side, so it has two: a question need not wait
-for a batch it missed, and the cores stay busy while the other requests' Python holds the GIL (8 clients,
-datasets index: 90 → 97–102 questions/s in process, 83 → 85–92 over HTTP, old and new code alternating).
+Lanes: how many batches may be encoded at once, the encoder's `parallel_calls`. torch has one: its batches are
+what make it fast (2 cores: 36 questions/s one at a time, 97 in batches of 8). ONNX Runtime gains little from
+batching (107–124 vs 126–132 questions/s, benchmarks/RESULTS.md) but runs calls side by side, so it has two,
+each taking at most two questions: a question need not wait for a batch it missed, the cores stay busy while
+the other requests' Python holds the GIL, and no long batch shares the cores with another. 8 clients in process over the datasets index, one lane of
+up to 16 → two of up to 2: 94 → 108 questions/s, p50 83 → 73 ms, p99 116–120 → 107 ms (two lanes of up to
+16: 106 questions/s but p99 167–189 ms, a long batch running at half speed beside another). Over HTTP, old and
+new code alternating three times: 87 → 95–96 questions/s, p50 91 → 82 ms, p99 121–128 → 119–126 ms.
 
 The queue is bounded (QA_MAX_WAITING, default 1 per worker; 0: no bound): a question finding it full is
 refused at once with `Overloaded` (the API answers 503 with Retry-After) instead of waiting behind a queue
@@ -26,7 +29,8 @@ import numpy as np
 
 from service import metrics
 
-MAX_BATCH = 16  # longer batches raise every member's latency more than they add throughput
+MAX_BATCH = 16  # one lane: longer batches raise every member's latency more than they add throughput
+SIDE_BY_SIDE_BATCH = 2  # several lanes: the longest batch (see above)
 # 1: at most one question waits while a batch runs, so an answer waits for at most two encodes. 64 clients, one
 # worker, 2 cores: answered p99 2.0× one client's (bound 8: 10×, none: 31×); raise it for throughput (8 answers
 # ~40 % more per second under overload, each after ~300 ms). benchmarks/RESULTS.md, "Overload".
@@ -59,10 +63,10 @@ class _Request:
 
 
 class QuestionBatcher:
-    def __init__(self, encode: Callable[[list[str]], np.ndarray], max_batch: int = MAX_BATCH,
+    def __init__(self, encode: Callable[[list[str]], np.ndarray], max_batch: int | None = None,
                  max_waiting: int | None = None, lanes: int = 1) -> None:
         self._encode = encode
-        self.max_batch = max_batch
+        self.max_batch = max_batch or (MAX_BATCH if lanes == 1 else SIDE_BY_SIDE_BATCH)
         self.max_waiting = max_waiting_from_env() if max_waiting is None else max_waiting  # 0: unbounded
         self.lanes = lanes
         self._lock = threading.Lock()  # guards _queue and _running
