@@ -8,10 +8,11 @@ Lanes: how many batches may be encoded at once, the encoder's `parallel_calls`. 
 what make it fast (2 cores: 36 questions/s one at a time, 97 in batches of 8). ONNX Runtime gains little from
 batching (107–124 vs 126–132 questions/s, benchmarks/RESULTS.md) but runs calls side by side, so it has two,
 each taking at most two questions: a question need not wait for a batch it missed, the cores stay busy while
-the other requests' Python holds the GIL, and no long batch shares the cores with another. 8 clients in process over the datasets index, one lane of
-up to 16 → two of up to 2: 94 → 108 questions/s, p50 83 → 73 ms, p99 116–120 → 107 ms (two lanes of up to
-16: 106 questions/s but p99 167–189 ms, a long batch running at half speed beside another). Over HTTP, old and
-new code alternating three times: 87 → 95–96 questions/s, p50 91 → 82 ms, p99 121–128 → 119–126 ms.
+the other requests' Python holds the GIL, and no long batch shares the cores with another. 8 clients in process
+over the datasets index, one lane of up to 16 → two of up to 2: 94 → 108 questions/s, p50 83 → 73 ms, p99
+116–120 → 107 ms (two lanes of up to 16: 106 questions/s but p99 167–189 ms, a long batch running at half speed
+beside another). Over HTTP, old and new code alternating three times: 87 → 95–96 questions/s, p50 91 → 82 ms,
+p99 121–128 → 119–126 ms.
 
 The queue is bounded (QA_MAX_WAITING, default 1 per worker; 0: no bound): a question finding it full is
 refused at once with `Overloaded` (the API answers 503 with Retry-After) instead of waiting behind a queue
@@ -31,9 +32,9 @@ from service import metrics
 
 MAX_BATCH = 16  # one lane: longer batches raise every member's latency more than they add throughput
 SIDE_BY_SIDE_BATCH = 2  # several lanes: the longest batch (see above)
-# 1: at most one question waits while a batch runs, so an answer waits for at most two encodes. 64 clients, one
-# worker, 2 cores: answered p99 2.0× one client's (bound 8: 10×, none: 31×); raise it for throughput (8 answers
-# ~40 % more per second under overload, each after ~300 ms). benchmarks/RESULTS.md, "Overload".
+# 1: at most one question waits while the lanes encode, so an answer waits for at most two encodes. 64 clients,
+# one worker, 2 cores, two lanes (make bench 2026-11-24 06:44): answered p99 2.8× one client's, 83 answers/s
+# (bound 8: 7.7×, 91/s; none: 32×, 96/s; one lane: 1.9×, 65/s). benchmarks/RESULTS.md, "Overload".
 DEFAULT_MAX_WAITING = 1
 
 
