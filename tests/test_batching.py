@@ -85,7 +85,8 @@ def test_an_encoding_error_reaches_every_question_of_its_batch_and_the_next_batc
 
 
 def test_concurrent_asks_get_the_answers_sequential_asks_get(retriever, monkeypatch):
-    monkeypatch.setattr(retriever, "_batcher", QuestionBatcher(retriever.embedder.queries, max_waiting=0, lanes=retriever.embedder.parallel_calls))  # none refused
+    unbounded = QuestionBatcher(retriever.embedder.queries, max_waiting=0, lanes=retriever.embedder.parallel_calls)
+    monkeypatch.setattr(retriever, "_batcher", unbounded)  # none refused
     sequential = [retriever.ask(q, 5) for q in QUESTIONS]
     with ThreadPoolExecutor(8) as pool:
         concurrent = list(pool.map(lambda q: retriever.ask(q, 5), QUESTIONS * 3))
