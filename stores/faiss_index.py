@@ -1,8 +1,10 @@
-"""The dense side: a FAISS inner-product index over L2-normalized passage vectors, type chosen by size."""
+"""The dense side: a FAISS inner-product index over L2-normalized passage vectors, type chosen by size; a
+Flat one searched through int8 codes first (ScreenedFlat)."""
 from __future__ import annotations
 
 import math
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import faiss
@@ -20,6 +22,10 @@ FLAT_MAX_VECTORS = 50_000
 ANN_SPEC = "IVF{nlist},SQ8"
 NPROBE = 128
 TRAIN_SAMPLE = 100_000  # k-means on a seeded sample of the (memory-mapped) vectors: 1M built in 225 s
+# A served Flat index is searched in two passes (ScreenedFlat): int8 codes pick SCREEN_WIDTH × k candidates, their
+# fp32 vectors give the exact scores. Datasets index (19,888 vectors, real questions, k = 100, one CPU): 1.5 →
+# 0.53 ms a search; top 10 the same as Flat's for 600 of 600 questions, top 100 overlap 0.9999.
+SCREEN_WIDTH = 2
 
 
 def ivf_nlist(count: int) -> int:
@@ -58,14 +64,61 @@ def save_vector_index(index: faiss.Index, path: Path) -> None:
     faiss.write_index(index, str(path))
 
 
-def load_vector_index(path: Path) -> faiss.Index:
-    """The index, to be searched one question at a time (`search`)."""
+def load_vector_index(path: Path) -> faiss.Index | ScreenedFlat:
+    """The index, to be searched one question at a time (`search`); a Flat one screened through int8 codes."""
     index = faiss.read_index(str(path))
     set_search_parameters(index)
-    return index
+    return ScreenedFlat.of(index) if isinstance(index, faiss.IndexFlat) else index
 
 
-def search(index: faiss.Index, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class ScreenedFlat:
+    """Exact search, mostly: a Flat index's scan reads 1536 bytes a vector, the memory bus's whole budget of a
+    question; its int8 codes (each vector × one scale for all, rounded) read 384 and FAISS scores them in int8
+    SIMD. Candidates outside the screen's top SCREEN_WIDTH × k would need an int8 error larger than the gap
+    between scores there, which is rare (see SCREEN_WIDTH), not impossible."""
+    exact: faiss.IndexFlat
+    codes: faiss.IndexScalarQuantizer
+    vectors: np.ndarray  # the Flat index's own fp32 storage, no copy
+
+    @classmethod
+    def of(cls, exact: faiss.IndexFlat) -> ScreenedFlat:
+        vectors = faiss.rev_swig_ptr(exact.get_xb(), exact.ntotal * exact.d).reshape(exact.ntotal, exact.d)
+        codes = faiss.IndexScalarQuantizer(exact.d, faiss.ScalarQuantizer.QT_8bit_direct_signed, exact.metric_type)
+        codes.add(np.rint(vectors * _int8_scale(vectors)))
+        return cls(exact, codes, vectors)
+
+    @property
+    def ntotal(self) -> int:
+        return self.exact.ntotal
+
+    @property
+    def d(self) -> int:
+        return self.exact.d
+
+    def reconstruct_n(self, first: int, count: int) -> np.ndarray:
+        return self.exact.reconstruct_n(first, count)
+
+    def search(self, queries: np.ndarray, k: int, params: faiss.SearchParameters | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        scaled = np.rint(queries * _int8_scale(queries, axis=1))
+        _, screened = self.codes.search(scaled, min(k * SCREEN_WIDTH, self.ntotal), params=params)
+        scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+        ids = np.full((len(queries), k), -1, dtype=np.int64)
+        for row, (query, candidates) in enumerate(zip(queries, screened)):
+            candidates = candidates[candidates >= 0]
+            exact = self.vectors[candidates] @ query
+            best = np.lexsort((-candidates, -exact))[:k]  # ties: the higher id first, as Flat's heap
+            scores[row, : len(best)], ids[row, : len(best)] = exact[best], candidates[best]
+        return scores, ids
+
+
+def _int8_scale(vectors: np.ndarray, axis: int | None = None) -> np.ndarray:
+    """What brings the largest component to ±127, the int8 codes' range."""
+    return 127 / np.maximum(np.abs(vectors).max(axis=axis, keepdims=axis is not None), 1e-12)
+
+
+def search(index: faiss.Index | ScreenedFlat, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Top-k by inner product; `allowed` (a boolean per vector) filters inside the search, before the top k."""
     _one_openmp_thread()
     queries = np.ascontiguousarray(queries, dtype=np.float32)
@@ -73,7 +126,7 @@ def search(index: faiss.Index, queries: np.ndarray, k: int, allowed: np.ndarray 
         return index.search(queries, min(k, index.ntotal))
     bits = np.packbits(allowed, bitorder="little")
     selector = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bits))
-    ivf = faiss.try_extract_index_ivf(index)
+    ivf = faiss.try_extract_index_ivf(index) if isinstance(index, faiss.Index) else None
     params = faiss.SearchParametersIVF(sel=selector, nprobe=ivf.nprobe) if ivf is not None else faiss.SearchParameters(sel=selector)
     return index.search(queries, min(k, index.ntotal), params=params)
 

@@ -58,6 +58,30 @@ def test_save_and_load_keep_the_search_parameters(data, ann_index, tmp_path):
     assert np.array_equal(before[1], after[1]) and np.allclose(before[0], after[0])
 
 
+def test_a_loaded_flat_index_is_screened_through_int8_and_finds_what_flat_finds(data, tmp_path):
+    base, queries = data
+    exact = build_vector_index(base, "Flat")
+    save_vector_index(exact, tmp_path / "vectors.faiss")
+    screened = load_vector_index(tmp_path / "vectors.faiss")
+    assert isinstance(screened, vectors.ScreenedFlat) and screened.ntotal == len(base)
+    truth_scores, truth = search(exact, queries, 100)
+    scores, found = search(screened, queries, 100)
+    assert np.array_equal(found[:, :10], truth[:, :10])
+    assert np.mean([len(set(f) & set(t)) / 100 for f, t in zip(found, truth)]) >= 0.995
+    assert np.allclose(scores[:, :10], truth_scores[:, :10], atol=1e-5)  # exact scores, not the codes'
+
+
+def test_a_screened_search_keeps_to_the_allowed_vectors(data, tmp_path):
+    base, queries = data
+    save_vector_index(build_vector_index(base, "Flat"), tmp_path / "vectors.faiss")
+    screened = load_vector_index(tmp_path / "vectors.faiss")
+    allowed = np.zeros(len(base), dtype=bool)
+    allowed[::400] = True  # 50 vectors, fewer than k
+    scores, found = search(screened, queries[:3], 100, allowed)
+    assert (found[:, 50:] == -1).all() and allowed[found[:, :50]].all()
+    assert np.array_equal(found, search(build_vector_index(base, "Flat"), queries[:3], 100, allowed)[1])
+
+
 def test_every_thread_that_searches_uses_one_openmp_thread(data):
     """libgomp keeps the thread count per calling thread: a server's pool threads would search with every core."""
     base, queries = data
