@@ -15,9 +15,10 @@ import json
 import os
 import sys
 import tempfile
+import threading
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
@@ -46,15 +47,21 @@ def _st_config(model_dir: Path) -> tuple[dict[str, str], int]:
 
 @dataclass
 class OnnxEmbedder(Encoder):
-    session: object     # onnxruntime.InferenceSession
+    session: object     # onnxruntime.InferenceSession on every core
     tokenizer: object   # tokenizers.Tokenizer
     prompts: dict[str, str]
     model_id: str
     dim: int
-    # Calls run side by side: the session is thread-safe and the tokenizer is never reconfigured after loading.
+    # The same model on one thread, sharing the session's weights, for a call made while another runs: two calls
+    # that each split their work over both cores pay for the split twice (load_onnx_embedder). None: one core.
+    side_session: object | None = None
+    weights: dict[str, object] = field(default_factory=dict, repr=False)  # both sessions read these in place
+    # Calls run side by side: the sessions are thread-safe and the tokenizer is never reconfigured after loading.
     # Two calls at once encode 2 cores' worth of questions without waiting for each other's batch
     # (service/batching.py); more add nothing on 2 cores.
     parallel_calls: ClassVar[int] = 2
+    _running: int = field(default=0, init=False, repr=False)
+    _counting: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def _encode(self, texts: list[str], prompt_name: str, batch_size: int) -> np.ndarray:
         prompt = self.prompts.get(prompt_name, "")
@@ -77,15 +84,25 @@ class OnnxEmbedder(Encoder):
         encodings = self.tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in encodings], np.int64)
         mask = np.array([e.attention_mask for e in encodings], np.int64)
-        (hidden,) = self.session.run(None, {"input_ids": ids, "attention_mask": mask})
+        (hidden,) = self._run({"input_ids": ids, "attention_mask": mask})
         weights = mask[:, :, None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
 
 
+    def _run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        with self._counting:
+            session = self.session if self._running == 0 or self.side_session is None else self.side_session
+            self._running += 1
+        try:
+            return session.run(None, feeds)
+        finally:
+            with self._counting:
+                self._running -= 1
+
+
 def load_onnx_embedder(model_dir: Path, model_id: str, backend: str = "onnx-int8",
                        threads: int | None = None) -> OnnxEmbedder:
-    import onnxruntime as ort
     from tokenizers import Tokenizer
 
     path = onnx_path(model_dir, backend)
@@ -96,15 +113,37 @@ def load_onnx_embedder(model_dir: Path, model_id: str, backend: str = "onnx-int8
     tokenizer.encode_special_tokens = True   # split_special_tokens: a literal "<s>" in a text is text
     tokenizer.enable_truncation(max_len)
     tokenizer.enable_padding(pad_id=tokenizer.token_to_id("<pad>"), pad_token="<pad>")
+    threads = threads or int(os.environ.get("QA_ONNX_THREADS", 0)) or (os.cpu_count() or 1)
+    weights = _weights(path) if threads > 1 else {}
+    session = _session(path, threads, weights)
+    dim = int(json.loads((model_dir / "config.json").read_text())["hidden_size"])
+    side_session = _session(path, 1, weights) if threads > 1 else None
+    return OnnxEmbedder(session, tokenizer, prompts, model_id, dim, side_session, weights)
+
+
+def _weights(path: Path) -> dict[str, object]:
+    """The model's initializers as OrtValues, for sessions to share instead of each loading a copy (the second
+    session then costs ~50 MB instead of ~480)."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    return {tensor.name: ort.OrtValue.ortvalue_from_numpy(numpy_helper.to_array(tensor))
+            for tensor in onnx.load(str(path)).graph.initializer}
+
+
+def _session(path: Path, threads: int, weights: dict[str, object]) -> object:
+    import onnxruntime as ort
+
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or int(os.environ.get("QA_ONNX_THREADS", 0)) or (os.cpu_count() or 1)
+    options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     # no busy-waiting between runs: on a shared 2-core machine spinning threads starve the other workers
     # (measured: single-question p50 10 ms spinning vs 5 ms not, with another process busy)
     options.add_session_config_entry("session.intra_op.allow_spinning", os.environ.get("QA_ONNX_SPIN", "0"))
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    dim = int(json.loads((model_dir / "config.json").read_text())["hidden_size"])
-    return OnnxEmbedder(session, tokenizer, prompts, model_id, dim)
+    for name, value in weights.items():
+        options.add_initializer(name, value)
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def is_exported(model_dir: Path) -> bool:

@@ -3,6 +3,7 @@ against the torch model they came from."""
 from __future__ import annotations
 
 import json
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from stores.embedded import EmbeddedLocation
 from stores import index_dir
 from indexer.build import build_index
 from indexer.embedding import DEFAULT_MODEL, Encoder, configured_backend, load_embedder, model_id, question_backend
-from indexer.onnx_backend import OnnxEmbedder
+from indexer.onnx_backend import OnnxEmbedder, load_onnx_embedder
 from indexer.onnx_backend import is_exported
 from service.retrieval import Retriever
 
@@ -108,6 +109,40 @@ def test_calls_from_several_threads_at_once_get_the_vectors_of_calls_made_one_at
     with ThreadPoolExecutor(4) as pool:
         together = list(pool.map(lambda q: encoder.queries([q])[0], questions * 4))
     np.testing.assert_allclose(np.stack(together), np.stack(alone * 4), atol=1e-5)
+
+
+class _Noted:
+    """A real session that notes each call; its first call waits inside until `release` is set."""
+
+    def __init__(self, session: object, name: str, calls: list[str], inside: threading.Event,
+                 release: threading.Event) -> None:
+        self.session, self.name, self.calls, self.inside, self.release = session, name, calls, inside, release
+
+    def run(self, *args: object) -> list[np.ndarray]:
+        self.calls.append(self.name)
+        if not self.inside.is_set():
+            self.inside.set()
+            self.release.wait(30)
+        return self.session.run(*args)
+
+
+def test_a_call_made_while_another_runs_gets_the_one_thread_session_and_the_same_vectors():
+    encoder = load_onnx_embedder(DEFAULT_MODEL, "e5", "onnx", threads=2)
+    questions = ["微软自研的AI芯片叫什么？", "How much will OpenAI spend on servers by 2030?"]
+    alone = encoder.queries(questions[1:])
+    calls: list[str] = []
+    inside, release = threading.Event(), threading.Event()
+    encoder.session = _Noted(encoder.session, "every core", calls, inside, release)
+    encoder.side_session = _Noted(encoder.side_session, "one core", calls, inside, release)
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(encoder.queries, questions[:1])
+        assert inside.wait(30)
+        beside = encoder.queries(questions[1:])
+        release.set()
+        first.result()
+    encoder.queries(questions[1:])
+    assert calls == ["every core", "one core", "every core"]
+    np.testing.assert_allclose(beside, alone, atol=1e-6)
 
 
 def test_the_service_encodes_questions_on_onnx_unless_configured(app, monkeypatch, tmp_path):
