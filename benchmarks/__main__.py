@@ -43,7 +43,8 @@ class Encoders:
 
 def encoders_to_measure() -> Encoders:
     passage_backend, served = configured_backend(), question_backend()
-    loaded = {backend: load_embedder(None, backend) for backend in dict.fromkeys((served, "torch", passage_backend))}
+    loaded = {backend: load_embedder(None, backend, side_by_side=backend == served)  # the served one as served
+              for backend in dict.fromkeys((served, "torch", passage_backend))}
     return Encoders({b: loaded[b] for b in dict.fromkeys((served, "torch"))}, (passage_backend, loaded[passage_backend]))
 
 

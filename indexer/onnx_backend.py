@@ -53,7 +53,8 @@ class OnnxEmbedder(Encoder):
     model_id: str
     dim: int
     # The same model on one thread, sharing the session's weights, for a call made while another runs: two calls
-    # that each split their work over both cores pay for the split twice (load_onnx_embedder). None: one core.
+    # that each split their work over both cores pay for the split twice. None: not asked for (side_by_side), or
+    # a single core.
     side_session: object | None = None
     weights: dict[str, object] = field(default_factory=dict, repr=False)  # both sessions read these in place
     # Calls run side by side: the sessions are thread-safe and the tokenizer is never reconfigured after loading.
@@ -101,8 +102,9 @@ class OnnxEmbedder(Encoder):
                 self._running -= 1
 
 
-def load_onnx_embedder(model_dir: Path, model_id: str, backend: str = "onnx-int8",
-                       threads: int | None = None) -> OnnxEmbedder:
+def load_onnx_embedder(model_dir: Path, model_id: str, backend: str = "onnx-int8", threads: int | None = None,
+                       side_by_side: bool = False) -> OnnxEmbedder:
+    """`side_by_side` (calls will run at once) adds the one-thread `side_session`: ~2 s more to load, +154 MB."""
     from tokenizers import Tokenizer
 
     path = onnx_path(model_dir, backend)
@@ -114,10 +116,11 @@ def load_onnx_embedder(model_dir: Path, model_id: str, backend: str = "onnx-int8
     tokenizer.enable_truncation(max_len)
     tokenizer.enable_padding(pad_id=tokenizer.token_to_id("<pad>"), pad_token="<pad>")
     threads = threads or int(os.environ.get("QA_ONNX_THREADS", 0)) or (os.cpu_count() or 1)
-    weights = _weights(path) if threads > 1 else {}
+    side_by_side = side_by_side and threads > 1
+    weights = _weights(path) if side_by_side else {}
     session = _session(path, threads, weights)
     dim = int(json.loads((model_dir / "config.json").read_text())["hidden_size"])
-    side_session = _session(path, 1, weights) if threads > 1 else None
+    side_session = _session(path, 1, weights) if side_by_side else None
     return OnnxEmbedder(session, tokenizer, prompts, model_id, dim, side_session, weights)
 
 

@@ -127,7 +127,7 @@ class _Noted:
 
 
 def test_a_call_made_while_another_runs_gets_the_one_thread_session_and_the_same_vectors():
-    encoder = load_onnx_embedder(DEFAULT_MODEL, "e5", "onnx", threads=2)
+    encoder = load_onnx_embedder(DEFAULT_MODEL, "e5", "onnx", threads=2, side_by_side=True)
     questions = ["微软自研的AI芯片叫什么？", "How much will OpenAI spend on servers by 2030?"]
     alone = encoder.queries(questions[1:])
     calls: list[str] = []
