@@ -61,7 +61,7 @@ def bench_corpus(name: str, corpus_root: Path, questions: list[str], encoders: E
         passage_backend, passage_encoder = encoders.passages
         floors[served]["passages"] = {"backend": passage_backend, **floor.passage_floor(passage_encoder, passages)}
         vectors = encoders.questions[served].queries(questions)
-        vector_index = load_vector_index(index_dir.current_build(index_root) / index_dir.VECTORS)
+        vector_index = load_vector_index(index_dir.current_build(index_root) / index_dir.VECTORS, screened=False)
         floors[served]["search"] = floor.search_floor(vector_index, vectors)
     result = {"questions": len(questions), "build": built, "backend": served, "floor": floors.pop(served),
               "other_floors": floors}

@@ -64,11 +64,12 @@ def save_vector_index(index: faiss.Index, path: Path) -> None:
     faiss.write_index(index, str(path))
 
 
-def load_vector_index(path: Path) -> faiss.Index | ScreenedFlat:
-    """The index, to be searched one question at a time (`search`); a Flat one screened through int8 codes."""
+def load_vector_index(path: Path, screened: bool = True) -> faiss.Index | ScreenedFlat:
+    """The index, to be searched one question at a time (`search`); a Flat one screened through int8 codes unless
+    `screened` is False (FAISS's own search: the benchmark's floor)."""
     index = faiss.read_index(str(path))
     set_search_parameters(index)
-    return ScreenedFlat.of(index) if isinstance(index, faiss.IndexFlat) else index
+    return ScreenedFlat.of(index) if screened and isinstance(index, faiss.IndexFlat) else index
 
 
 @dataclass(frozen=True)

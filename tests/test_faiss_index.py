@@ -64,6 +64,7 @@ def test_a_loaded_flat_index_is_screened_through_int8_and_finds_what_flat_finds(
     save_vector_index(exact, tmp_path / "vectors.faiss")
     screened = load_vector_index(tmp_path / "vectors.faiss")
     assert isinstance(screened, vectors.ScreenedFlat) and screened.ntotal == len(base)
+    assert isinstance(load_vector_index(tmp_path / "vectors.faiss", screened=False), faiss.IndexFlat)  # the floor
     truth_scores, truth = search(exact, queries, 100)
     scores, found = search(screened, queries, 100)
     assert np.array_equal(found[:, :10], truth[:, :10])
