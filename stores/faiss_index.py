@@ -74,10 +74,10 @@ def load_vector_index(path: Path, screened: bool = True) -> faiss.Index | Screen
 
 @dataclass(frozen=True)
 class ScreenedFlat:
-    """Exact search, mostly: a Flat index's scan reads 1536 bytes a vector, the memory bus's whole budget of a
-    question; its int8 codes (each vector × one scale for all, rounded) read 384 and FAISS scores them in int8
-    SIMD. Candidates outside the screen's top SCREEN_WIDTH × k would need an int8 error larger than the gap
-    between scores there, which is rare (see SCREEN_WIDTH), not impossible."""
+    """Exact search, mostly: a Flat index's scan reads 1536 bytes a vector; its int8 codes (each vector × one
+    scale for all, rounded) read 384, and FAISS scores them in int8 SIMD. A true top-k vector is lost only if its
+    int8 error exceeds the gap between its score and the screen's (SCREEN_WIDTH × k)-th: rare (see SCREEN_WIDTH),
+    not impossible."""
     exact: faiss.IndexFlat
     codes: faiss.IndexScalarQuantizer
     vectors: np.ndarray  # the Flat index's own fp32 storage, no copy
@@ -119,7 +119,8 @@ def _int8_scale(vectors: np.ndarray, axis: int | None = None) -> np.ndarray:
     return 127 / np.maximum(np.abs(vectors).max(axis=axis, keepdims=axis is not None), 1e-12)
 
 
-def search(index: faiss.Index | ScreenedFlat, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def search(index: faiss.Index | ScreenedFlat, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+           ) -> tuple[np.ndarray, np.ndarray]:
     """Top-k by inner product; `allowed` (a boolean per vector) filters inside the search, before the top k."""
     _one_openmp_thread()
     queries = np.ascontiguousarray(queries, dtype=np.float32)
