@@ -66,7 +66,9 @@ def bench_corpus(name: str, corpus_root: Path, questions: list[str], encoders: E
     result = {"questions": len(questions), "build": built, "backend": served, "floor": floors.pop(served),
               "other_floors": floors}
     with timed(timings, f"{name}: HTTP"):
-        result["http"] = query.measure(index_root, questions, Path(f"/tmp/bench-gunicorn-{name}.log"))
+        served_encoder, most = encoders.questions[served], max(query.CLIENTS)
+        result["http"] = query.measure(index_root, questions, Path(f"/tmp/bench-gunicorn-{name}.log"),
+                                       raw_rate=lambda: floor.batches_per_second(served_encoder, questions, most))
     result["question_vectors"] = vectors
     return result
 

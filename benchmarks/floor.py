@@ -50,13 +50,18 @@ def question_floor(encoder: Encoder, questions: list[str], batch_sizes: Sequence
     single = summary(milliseconds_each(lambda q: encoder.queries([q]), questions))
     result = {"single": single, "per_second": {1: 1000 / single["mean_ms"]}}
     for size in batch_sizes:
-        batches = [questions[i : i + size] for i in range(0, len(questions) - size + 1, size)]
-        seconds = sum(milliseconds_each(lambda b: encoder.queries(b, size), batches)) / 1000
-        result["per_second"][size] = len(batches) * size / seconds
+        result["per_second"][size] = batches_per_second(encoder, questions, size)
     if encoder.parallel_calls > 1:
         result["side_by_side"] = {"calls": encoder.parallel_calls, "outstanding": SIDE_BY_SIDE,
                                   "per_second": side_by_side_per_second(encoder, questions)}
     return result
+
+
+def batches_per_second(encoder: Encoder, questions: list[str], size: int) -> float:
+    """Questions/s encoding `questions` in consecutive batches of `size` (a trailing partial batch left out)."""
+    batches = [questions[i : i + size] for i in range(0, len(questions) - size + 1, size)]
+    seconds = sum(milliseconds_each(lambda b: encoder.queries(b, size), batches)) / 1000
+    return len(batches) * size / seconds
 
 
 def side_by_side_per_second(encoder: Encoder, questions: list[str], outstanding: int = SIDE_BY_SIDE) -> float:

@@ -2,18 +2,23 @@
 throughput with several, each run bounded by a request count and a duration."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.loadgen import Client, Tally, ask_phases, phase_means_ms, run_clients, serving, worker_rss
 
 CLIENTS = (1, 4, 8)
 LATENCY_REQUESTS = 400  # one client, one request at a time: the latency percentiles
-LOAD_REQUESTS = 1200  # per concurrency level, or LOAD_SECONDS, whichever ends first
+LOAD_REQUESTS = 2400  # per concurrency level, or LOAD_SECONDS, whichever ends first
 LOAD_SECONDS = 45
 
 
-def measure(index_root: Path, questions: list[str], log: Path, clients: tuple[int, ...] = CLIENTS, **env: str) -> dict:
+def measure(index_root: Path, questions: list[str], log: Path, clients: tuple[int, ...] = CLIENTS,
+            raw_rate: Callable[[], float] | None = None, **env: str) -> dict:
     """`env`: the service's settings beyond QA_INDEX (QA_MILVUS_URI to serve a Milvus collection).
+    `raw_rate`: the raw encoder's questions/s at the batch size of the most clients, measured again right before
+    and right after their run (the worker idle), so that their ratio compares the two under the same spell of
+    this shared machine (its speed drifts by 8–15 % within an hour; the floor was measured minutes earlier).
 
     Throughput is measured with the encoder queue unbounded (QA_MAX_WAITING=0), so concurrent questions batch
     and none is refused: what the service can answer, not how it sheds (the overload section, soak.py)."""
@@ -24,18 +29,27 @@ def measure(index_root: Path, questions: list[str], log: Path, clients: tuple[in
         before = ask_phases(address)
         latency = run_clients(address, questions, 1, LOAD_SECONDS * 2, LATENCY_REQUESTS)
         phases = phase_means_ms(before, ask_phases(address))
-        loads = {1: latency}
+        loads, raw_around = {1: latency}, {}
         for count in clients:
             if count > 1:
+                bracketed = raw_rate is not None and count == max(clients)
+                raw_before = raw_rate() if bracketed else None
                 loads[count] = run_clients(address, questions, count, LOAD_SECONDS, LOAD_REQUESTS)
+                if bracketed:
+                    raw_around[count] = [raw_before, raw_rate()]
         rss = worker_rss(server)
     return {
         "latency": _latencies(latency),
         "phases_ms": phases,  # one client: mean ms per question of encode, search, fusion and total, in the server
-        "load": {count: {"clients": count, "per_second": t.per_second, "requests": len(t.latencies_ms),
-                         "errors": t.errors, **_latencies(t)} for count, t in loads.items()},
+        "load": {count: _load(count, tally, raw_around.get(count)) for count, tally in loads.items()},
         "worker_rss_mb": rss / 2**20,
     }
+
+
+def _load(clients: int, tally: Tally, raw_around: list[float] | None) -> dict:
+    row = {"clients": clients, "per_second": tally.per_second, "requests": len(tally.latencies_ms),
+           "errors": tally.errors, **_latencies(tally)}
+    return row if raw_around is None else {**row, "raw_around": raw_around}
 
 
 def _latencies(tally: Tally) -> dict[str, float]:

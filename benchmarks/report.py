@@ -45,9 +45,16 @@ def ratios(result: dict) -> dict[str, float]:
     return {
         "p50": http["latency"]["p50_ms"] / single,
         "p99": http["latency"]["p99_ms"] / single,
-        **{f"load{c}": load["per_second"] / raw[c] for c, load in http["load"].items()},
+        **{f"load{c}": load["per_second"] / raw_beside(load, raw[c]) for c, load in http["load"].items()},
         "build": build["per_second"] / result["floor"]["passages"]["per_second"],
     }
+
+
+def raw_beside(load: dict, floor_rate: float) -> float:
+    """The raw encoder's q/s a load run is compared with: the mean of the two measured right before and right
+    after it (benchmarks/query.py) where there are, else the floor's."""
+    around = load.get("raw_around")
+    return sum(around) / len(around) if around else floor_rate
 
 
 def _by_count(per_count: dict, count: int):
@@ -170,9 +177,20 @@ def http_section(corpora: dict) -> list[str]:
         for clients, load in result["http"]["load"].items():
             lines.append(
                 f"| {name} | {clients} | {load['requests']} | {load['errors']} | {load['per_second']:.1f} | "
-                f"{load['per_second'] / raw[clients]:.2f} | {load['p50_ms']:.1f} | {load['p95_ms']:.1f} | "
+                f"{load['per_second'] / raw_beside(load, raw[clients]):.2f} | {load['p50_ms']:.1f} | {load['p95_ms']:.1f} | "
                 f"{load['p99_ms']:.1f} | {load['p50_ms'] / single:.2f} |")
-    return lines + [""]
+    return lines + [""] + _bracketing_note(corpora)
+
+
+def _bracketing_note(corpora: dict) -> list[str]:
+    """Which raw rate each bracketed load run is divided by, against the floor's measured minutes earlier."""
+    notes = [f"{name} {load['clients']} clients: {raw_beside(load, 0):.1f} q/s (right before {load['raw_around'][0]:.1f}, "
+             f"after {load['raw_around'][1]:.1f}; the floor's {_by_count(result['floor']['questions']['per_second'], load['clients']):.1f})"
+             for name, result in corpora.items() for load in result["http"]["load"].values() if load.get("raw_around")]
+    if not notes:
+        return []
+    return ["× raw for the most clients divides by the raw encoder's batches of that size measured right before and "
+            "right after their run, in the same minute (benchmarks/query.py): " + "; ".join(notes) + ".", ""]
 
 
 def build_section(corpora: dict) -> list[str]:
