@@ -178,16 +178,21 @@ def http_section(corpora: dict) -> list[str]:
         for clients, load in result["http"]["load"].items():
             lines.append(
                 f"| {name} | {clients} | {load['requests']} | {load['errors']} | {load['per_second']:.1f} | "
-                f"{load['per_second'] / raw_beside(load, raw[clients]):.2f} | {load['p50_ms']:.1f} | {load['p95_ms']:.1f} | "
-                f"{load['p99_ms']:.1f} | {load['p50_ms'] / single:.2f} |")
+                f"{load['per_second'] / raw_beside(load, raw[clients]):.2f} | {load['p50_ms']:.1f} | "
+                f"{load['p95_ms']:.1f} | {load['p99_ms']:.1f} | {load['p50_ms'] / single:.2f} |")
     return lines + [""] + _bracketing_note(corpora)
 
 
 def _bracketing_note(corpora: dict) -> list[str]:
     """Which raw rate each bracketed load run is divided by, against the floor's measured minutes earlier."""
-    notes = [f"{name} {load['clients']} clients: {raw_beside(load, 0):.1f} q/s (right before {load['raw_around'][0]:.1f}, "
-             f"after {load['raw_around'][1]:.1f}; the floor's {_by_count(result['floor']['questions']['per_second'], load['clients']):.1f})"
-             for name, result in corpora.items() for load in result["http"]["load"].values() if load.get("raw_around")]
+    notes = []
+    for name, result in corpora.items():
+        for load in result["http"]["load"].values():
+            if load.get("raw_around"):
+                before, after = load["raw_around"]
+                floor_rate = _by_count(result["floor"]["questions"]["per_second"], load["clients"])
+                notes.append(f"{name} {load['clients']} clients: {raw_beside(load, 0):.1f} q/s (right before "
+                             f"{before:.1f}, after {after:.1f}; the floor's {floor_rate:.1f})")
     if not notes:
         return []
     return ["× raw for the most clients divides by the raw encoder's batches of that size measured right before and "
