@@ -205,31 +205,33 @@ def encoder_identity(location: str, backend: str) -> str:
     return digest.hexdigest()[:32]
 
 
-def load_embedder(location: str | None = None, backend: str | None = None, side_by_side: bool = False) -> Encoder:
+def load_embedder(location: str | None = None, backend: str | None = None, side_by_side: bool = False,
+                  packed: bool = False) -> Encoder:
     """The configured model on the configured backend (the ONNX one quacks like an Embedder). `side_by_side`: it
-    will be called from several threads at once (the service's encode lanes), which ONNX prepares for."""
+    will be called from several threads at once (the service's encode lanes), which ONNX prepares for. `packed`:
+    ONNX encodes a batch of short texts as one row without padding (indexer/packing.py; the same vectors)."""
     location, backend = configured_model(location), configured_backend(backend)
-    encoder = _load_embedder(location, backend, side_by_side)
+    encoder = _load_embedder(location, backend, side_by_side, packed)
     encoder.identity = encoder_identity(location, backend)
     return encoder
 
 
-def _load_embedder(location: str, backend: str, side_by_side: bool) -> Encoder:
+def _load_embedder(location: str, backend: str, side_by_side: bool, packed: bool) -> Encoder:
     looks_local = location.startswith((".", "/", "~")) or Path(location).parts[0] == "models"
     if looks_local and not Path(location).expanduser().is_dir():
         raise ModelMissingError(f"model folder {location} does not exist; run `make model` to convert it")
     if backend != "torch":
-        return _load_onnx(location, backend, side_by_side)
+        return _load_onnx(location, backend, side_by_side, packed)
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(str(Path(location).expanduser()) if looks_local else location, device="cpu")
     return Embedder(model, model_id(location), int(model.get_embedding_dimension()))
 
 
-def _load_onnx(location: str, backend: str, side_by_side: bool) -> Encoder:
+def _load_onnx(location: str, backend: str, side_by_side: bool, packed: bool) -> Encoder:
     from indexer.onnx_backend import load_onnx_embedder, onnx_path
 
     folder = Path(location).expanduser()
     if not onnx_path(folder, backend).is_file():
         raise ModelMissingError(f"{onnx_path(folder, backend)} does not exist; run `make model` to export it")
-    return load_onnx_embedder(folder, model_id(location, backend), backend, side_by_side=side_by_side)
+    return load_onnx_embedder(folder, model_id(location, backend), backend, side_by_side=side_by_side, packed=packed)

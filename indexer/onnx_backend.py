@@ -6,6 +6,8 @@ writes <model>/onnx/model_fp32.onnx: the BertModel traced with torch.onnx.export
 transformer optimizer (backend "onnx"), and model_int8.onnx: that, through quantize_dynamic (int8 weights,
 per channel; backend "onnx-int8"). Encoding reproduces the
 sentence-transformers folder: its tokenizer.json, its prompts, mean pooling over the attention mask, L2 norm.
+The service loads it `packed` (indexer/packing.py): its sessions run the same graph with position ids and a
+per-token mask, so a short batch is one row without padding, with the same vectors.
 Not through optimum: its only release for ONNX (optimum-onnx 0.1.0) needs transformers < 4.58, the project pins 5.
 """
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from indexer import packing
 from indexer.embedding import Encoder
 
 ONNX_SUBDIR = "onnx"
@@ -57,6 +60,8 @@ class OnnxEmbedder(Encoder):
     # a single core.
     side_session: object | None = None
     weights: dict[str, object] = field(default_factory=dict, repr=False)  # both sessions read these in place
+    # The sessions run indexer/packing.py's graph: a batch of at most PACKED_TOKENS tokens is one row, unpadded.
+    packed: bool = False
     # Calls run side by side: the sessions are thread-safe and the tokenizer is never reconfigured after loading.
     # Two calls at once encode 2 cores' worth of questions without waiting for each other's batch
     # (service/batching.py); more add nothing on 2 cores.
@@ -85,11 +90,16 @@ class OnnxEmbedder(Encoder):
         encodings = self.tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in encodings], np.int64)
         mask = np.array([e.attention_mask for e in encodings], np.int64)
-        (hidden,) = self._run({"input_ids": ids, "attention_mask": mask})
-        weights = mask[:, :, None].astype(np.float32)
-        pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        if self.packed and len(texts) > 1 and mask.sum() <= packing.PACKED_TOKENS:
+            feeds, lengths = packing.packed_feeds(ids, mask)
+            (hidden,) = self._run(feeds)
+            pooled = packing.mean_of_each(hidden[0], lengths)
+        else:
+            (hidden,) = self._run(packing.padded_feeds(ids, mask) if self.packed
+                                  else {"input_ids": ids, "attention_mask": mask})
+            weights = mask[:, :, None].astype(np.float32)
+            pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
-
 
     def _run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         with self._counting:
@@ -103,8 +113,10 @@ class OnnxEmbedder(Encoder):
 
 
 def load_onnx_embedder(model_dir: Path, model_id: str, backend: str = "onnx-int8", threads: int | None = None,
-                       side_by_side: bool = False) -> OnnxEmbedder:
-    """`side_by_side` (calls will run at once) adds the one-thread `side_session`: 2.9 s more to load (fp32), +154 MB."""
+                       side_by_side: bool = False, packed: bool = False) -> OnnxEmbedder:
+    """`side_by_side` (calls will run at once) adds the one-thread `side_session`: 2.9 s more to load (fp32), +154 MB.
+    `packed`: short batches are packed into one row (indexer/packing.py), where the backend's graph allows it;
+    ~2 s more to load (the graph is changed and serialized)."""
     from tokenizers import Tokenizer
 
     path = onnx_path(model_dir, backend)
@@ -117,25 +129,34 @@ def load_onnx_embedder(model_dir: Path, model_id: str, backend: str = "onnx-int8
     tokenizer.enable_padding(pad_id=tokenizer.token_to_id("<pad>"), pad_token="<pad>")
     threads = threads or int(os.environ.get("QA_ONNX_THREADS", 0)) or (os.cpu_count() or 1)
     side_by_side = side_by_side and threads > 1
-    weights = _weights(path) if side_by_side else {}
-    session = _session(path, threads, weights)
+    model = _load_model(path) if side_by_side or packed else None
+    weights = _weights(model) if side_by_side else {}
+    graph = packing.packing_graph(model) if packed else None
+    source = graph.SerializeToString() if graph is not None else path
+    session = _session(source, threads, weights)
     dim = int(json.loads((model_dir / "config.json").read_text())["hidden_size"])
-    side_session = _session(path, 1, weights) if side_by_side else None
-    return OnnxEmbedder(session, tokenizer, prompts, model_id, dim, side_session, weights)
+    side_session = _session(source, 1, weights) if side_by_side else None
+    return OnnxEmbedder(session, tokenizer, prompts, model_id, dim, side_session, weights, packed=graph is not None)
 
 
-def _weights(path: Path) -> dict[str, object]:
+def _load_model(path: Path) -> object:
+    import onnx
+
+    return onnx.load(str(path))
+
+
+def _weights(model: object) -> dict[str, object]:
     """The model's initializers as OrtValues, for sessions to share instead of each loading a copy (fp32: two
     sessions take +154 MB over one, not a second model's ~800)."""
-    import onnx
     import onnxruntime as ort
     from onnx import numpy_helper
 
     return {tensor.name: ort.OrtValue.ortvalue_from_numpy(numpy_helper.to_array(tensor))
-            for tensor in onnx.load(str(path)).graph.initializer}
+            for tensor in model.graph.initializer}
 
 
-def _session(path: Path, threads: int, weights: dict[str, object]) -> object:
+def _session(source: Path | bytes, threads: int, weights: dict[str, object]) -> object:
+    """A session on `threads` threads of the model file or serialized graph `source`, reading `weights` in place."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -146,7 +167,12 @@ def _session(path: Path, threads: int, weights: dict[str, object]) -> object:
     options.add_session_config_entry("session.intra_op.allow_spinning", os.environ.get("QA_ONNX_SPIN", "0"))
     for name, value in weights.items():
         options.add_initializer(name, value)
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(source if isinstance(source, bytes) else str(source), options,
+                                   providers=["CPUExecutionProvider"])
+    # onnxruntime keeps a serialized model (~470 MB here) to rebuild the session should a provider fail; the
+    # CPU provider has nothing to fall back to, so the copy is dropped
+    session._model_bytes = None
+    return session
 
 
 def is_exported(model_dir: Path) -> bool:

@@ -1,0 +1,56 @@
+"""Packing short texts into one row (indexer/packing.py): the same vectors as padded batches, for less work."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from indexer import packing
+from indexer.embedding import DEFAULT_MODEL, Encoder, load_embedder
+from indexer.onnx_backend import OnnxEmbedder, load_onnx_embedder
+from tests.test_onnx_backend import seed_questions
+
+_real_packed_feeds = packing.packed_feeds
+
+
+@pytest.fixture(scope="module")
+def packed() -> OnnxEmbedder:
+    return load_onnx_embedder(DEFAULT_MODEL, "e5", "onnx", threads=2, side_by_side=True, packed=True)
+
+
+@pytest.fixture(scope="module")
+def padded() -> Encoder:
+    return load_embedder(None, "onnx")
+
+
+def test_a_packed_row_restarts_positions_and_lets_each_text_see_only_itself():
+    ids = np.array([[5, 6, 7], [8, 9, 1]])  # right-padded: the second text has two tokens
+    feeds, lengths = packing.packed_feeds(ids, np.array([[1, 1, 1], [1, 1, 0]]))
+    assert lengths.tolist() == [3, 2]
+    assert feeds["input_ids"].tolist() == [[5, 6, 7, 8, 9]]
+    assert feeds[packing.POSITIONS].tolist() == [[0, 1, 2, 0, 1]]
+    assert feeds[packing.TOKEN_MASK][0].tolist() == [[1, 1, 1, 0, 0]] * 3 + [[0, 0, 0, 1, 1]] * 2
+
+
+def test_packed_batches_give_the_vectors_of_padded_ones(packed, padded, monkeypatch):
+    rows = []
+    monkeypatch.setattr(packing, "packed_feeds", lambda *args: rows.append(1) or _real_packed_feeds(*args))
+    questions = [q["question"] for q in seed_questions()][:24]
+    assert packed.packed
+    for size in (2, 3, 8):
+        np.testing.assert_allclose(packed.queries(questions, size), padded.queries(questions, size), atol=1e-5)
+    assert len(rows) == 12 + 8 + 3  # every batch was one packed row
+
+
+def test_a_batch_of_more_than_packed_tokens_is_padded_with_the_same_vectors(packed, padded):
+    passages = ["微软自研的AI芯片" * 40, "How much will OpenAI spend on servers by 2030?"]
+    assert sum(packed.token_counts(passages)) > packing.PACKED_TOKENS
+    np.testing.assert_allclose(packed.passages(passages, 2), padded.passages(passages, 2), atol=1e-5)
+
+
+def test_a_graph_without_position_ids_is_not_packed(padded):
+    """int8's QEmbedLayerNormalization takes no position ids: its encoder pads, and says so."""
+    int8 = load_onnx_embedder(DEFAULT_MODEL, "e5", "onnx-int8", packed=True)
+    assert not int8.packed
+    vectors = int8.queries(["微软自研的AI芯片叫什么？", "How much?"], 2)
+    assert (vectors * padded.queries(["微软自研的AI芯片叫什么？", "How much?"], 2)).sum(axis=1).min() > 0.95
+
