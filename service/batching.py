@@ -13,6 +13,10 @@ over the datasets index, one lane of up to 16 → two of up to 2: 94 → 108 que
 116–120 → 107 ms (two lanes of up to 16: 106 questions/s but p99 167–189 ms, a long batch running at half speed
 beside another). Over HTTP, old and new code alternating three times: 87 → 95–96 questions/s, p50 91 → 82 ms,
 p99 121–128 → 119–126 ms.
+The service's ONNX encoder packs a lane's questions into one row (indexer/packing.py), so a batch of two costs
+their tokens rather than twice the longer one's: over HTTP, 8 clients, alternating three times, 100.5, 98.0,
+99.3 → 105.0, 109.0, 108.5 questions/s. Lanes of up to 4 packed questions were no faster than 2 and doubled
+nothing but the tail (p99 133–145 against 107–113 ms).
 
 The queue is bounded (QA_MAX_WAITING, default 1 per worker; 0: no bound): a question finding it full is
 refused at once with `Overloaded` (the API answers 503 with Retry-After) instead of waiting behind a queue

@@ -233,7 +233,7 @@ def _best(candidates: Candidates) -> float:
 
 def load_retriever(location: StoreLocation, model: str | None) -> Retriever:
     """Questions are encoded on ONNX Runtime when the model was exported, unless QA_BACKEND says otherwise."""
-    return retriever_for(location, load_embedder(model, question_backend(model), side_by_side=True))
+    return retriever_for(location, load_embedder(model, question_backend(model), side_by_side=True, packed=True))
 
 
 def retriever_for(location: StoreLocation, embedder: Encoder) -> Retriever:
