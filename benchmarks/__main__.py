@@ -39,13 +39,16 @@ PDF_PAGES, QUICK_PDF_PAGES = 200, 30
 class Encoders:
     questions: dict[str, Encoder]  # the service's backend first, then torch (the issue's reference) if another
     passages: tuple[str, Encoder]  # the indexer's backend
+    packed: Encoder  # the service's encoder exactly as it loads it: short batches packed (indexer/packing.py)
 
 
 def encoders_to_measure() -> Encoders:
+    """The raw models (padded batches, as people run them) and the service's own encoder beside them."""
     passage_backend, served = configured_backend(), question_backend()
     loaded = {backend: load_embedder(None, backend, side_by_side=backend == served)  # the served one as served
               for backend in dict.fromkeys((served, "torch", passage_backend))}
-    return Encoders({b: loaded[b] for b in dict.fromkeys((served, "torch"))}, (passage_backend, loaded[passage_backend]))
+    return Encoders({b: loaded[b] for b in dict.fromkeys((served, "torch"))}, (passage_backend, loaded[passage_backend]),
+                    load_embedder(None, served, side_by_side=True, packed=True))
 
 
 def bench_corpus(name: str, corpus_root: Path, questions: list[str], encoders: Encoders, timings: dict) -> dict:
@@ -58,6 +61,7 @@ def bench_corpus(name: str, corpus_root: Path, questions: list[str], encoders: E
         floors = {backend: {"questions": floor.question_floor(encoder, questions)}
                   for backend, encoder in encoders.questions.items()}
         served = next(iter(encoders.questions))
+        floors[served]["questions"]["packed_side_by_side"] = floor.side_by_side_per_second(encoders.packed, questions)
         passage_backend, passage_encoder = encoders.passages
         floors[served]["passages"] = {"backend": passage_backend, **floor.passage_floor(passage_encoder, passages)}
         vectors = encoders.questions[served].queries(questions)
