@@ -6,7 +6,8 @@ ONNX Runtime session with tokenizer and pooling (indexer/onnx_backend.py). Measu
 - `encode` of the questions one at a time (the query path's floor) and in batches
   (the throughput floor for concurrent clients: c questions outstanding can at best be encoded c at a time);
   and, for an encoder whose calls run side by side (the service's lanes, service/batching.py), 8 questions
-  at a time as that many calls at once, the stricter floor for 8 clients;
+  at a time as that many calls at once, the stricter floor for 8 clients (benchmarks/__main__.py also runs it
+  on the service's own encoder, which packs each call's questions into one row: indexer/packing.py);
 - `encode` of passages in batches of 32 (the build's floor);
 - FAISS search alone for one question vector, as many candidates as the service asks for.
 """
