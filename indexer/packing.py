@@ -26,12 +26,13 @@ _POSITIONS_INPUT = 8  # EmbedLayerNormalization's optional position_ids
 
 def packing_graph(model: object) -> object | None:
     """onnx.ModelProto `model` with the POSITIONS and TOKEN_MASK inputs wired into its fused ops (in place);
-    None if it has no fused embedding op that takes position ids."""
+    None if it has no fused embedding op that takes position ids, or one fed positions the graph computes (a
+    model whose positions do not count from 0, as XLM-R's, which packing would break)."""
     from onnx import TensorProto, helper
 
     graph = model.graph
     embeddings = [node for node in graph.node if node.op_type == "EmbedLayerNormalization"]
-    if len(embeddings) != 1:
+    if len(embeddings) != 1 or any(embeddings[0].input[_POSITIONS_INPUT:]):
         return None
     for name in (POSITIONS, TOKEN_MASK):
         axes = ["batch", "tokens"] if name == POSITIONS else ["batch", "tokens", "tokens"]

@@ -54,3 +54,14 @@ def test_a_graph_without_position_ids_is_not_packed(padded):
     vectors = int8.queries(["微软自研的AI芯片叫什么？", "How much?"], 2)
     assert (vectors * padded.queries(["微软自研的AI芯片叫什么？", "How much?"], 2)).sum(axis=1).min() > 0.95
 
+
+
+def test_a_graph_that_computes_its_own_positions_is_not_packed():
+    from onnx import helper
+
+    def model(*inputs: str) -> object:
+        node = helper.make_node("EmbedLayerNormalization", list(inputs), ["out", "mask_index"], domain="com.microsoft")
+        return helper.make_model(helper.make_graph([node], "g", [], []))
+
+    assert packing.packing_graph(model("ids", "", "w", "p", "", "g", "b", "mask")) is not None
+    assert packing.packing_graph(model("ids", "", "w", "p", "", "g", "b", "mask", "computed_positions")) is None
