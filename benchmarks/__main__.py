@@ -47,7 +47,8 @@ def encoders_to_measure() -> Encoders:
     passage_backend, served = configured_backend(), question_backend()
     loaded = {backend: load_embedder(None, backend, side_by_side=backend == served)  # the served one as served
               for backend in dict.fromkeys((served, "torch", passage_backend))}
-    return Encoders({b: loaded[b] for b in dict.fromkeys((served, "torch"))}, (passage_backend, loaded[passage_backend]),
+    questions = {b: loaded[b] for b in dict.fromkeys((served, "torch"))}
+    return Encoders(questions, (passage_backend, loaded[passage_backend]),
                     load_embedder(None, served, side_by_side=True, packed=True))
 
 

@@ -116,8 +116,9 @@ def targets_section(document: dict) -> list[str]:
                          f"service's lanes run; stricter) | – | {eight['per_second'] / side['per_second']:.2f} | – |")
             packed = result["floor"]["questions"].get("packed_side_by_side")
             if packed:
-                lines.append(f"| {name} | queries/s, 8 clients ÷ the service's own encoder alone, 8 as {side['calls']} "
-                             f"packed calls at once (strictest) | – | {eight['per_second'] / packed:.2f} | – |")
+                lines.append(f"| {name} | queries/s, 8 clients ÷ the service's own encoder alone, 8 as "
+                             f"{side['calls']} packed calls at once (strictest) | – | "
+                             f"{eight['per_second'] / packed:.2f} | – |")
         for backend, other in result["other_floors"].items():
             single = other["questions"]["single"]["p50_ms"] + result["floor"]["search"]["p50_ms"]
             lines.append(f"| {name} | query p50 ÷ floor with {backend} encode (the issue's reference) | – | "

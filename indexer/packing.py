@@ -20,19 +20,22 @@ import numpy as np
 POSITIONS, TOKEN_MASK = "position_ids", "token_mask"
 # A packed row's attention grows with its square: batches with more tokens than this are padded instead.
 PACKED_TOKENS = 256
-_MASK_INPUT = {"Attention": 3, "QAttention": 5}  # where each fused attention op takes its mask
+_MASK_INPUT = 3  # where the fused Attention op takes its mask
 _POSITIONS_INPUT = 8  # EmbedLayerNormalization's optional position_ids
 
 
 def packing_graph(model: object) -> object | None:
     """onnx.ModelProto `model` with the POSITIONS and TOKEN_MASK inputs wired into its fused ops (in place);
-    None if it has no fused embedding op that takes position ids, or one fed positions the graph computes (a
-    model whose positions do not count from 0, as XLM-R's, which packing would break)."""
+    None unless every attention is the fused op (an unfused one would let the texts see each other) and one fused
+    embedding op takes the positions: not one fed positions the graph computes (a model whose positions do not
+    count from 0, as XLM-R's, which packing would break)."""
     from onnx import TensorProto, helper
 
     graph = model.graph
+    ops = [node.op_type for node in graph.node]
     embeddings = [node for node in graph.node if node.op_type == "EmbedLayerNormalization"]
-    if len(embeddings) != 1 or any(embeddings[0].input[_POSITIONS_INPUT:]):
+    fused = "Attention" in ops and "Softmax" not in ops
+    if not fused or len(embeddings) != 1 or any(embeddings[0].input[_POSITIONS_INPUT:]):
         return None
     for name in (POSITIONS, TOKEN_MASK):
         axes = ["batch", "tokens"] if name == POSITIONS else ["batch", "tokens", "tokens"]
@@ -40,8 +43,8 @@ def packing_graph(model: object) -> object | None:
     node = embeddings[0]
     node.input.extend([""] * (_POSITIONS_INPUT - len(node.input)) + [POSITIONS])
     for node in graph.node:
-        if node.op_type in _MASK_INPUT:
-            node.input[_MASK_INPUT[node.op_type]] = TOKEN_MASK
+        if node.op_type == "Attention":
+            node.input[_MASK_INPUT] = TOKEN_MASK
     return model
 
 

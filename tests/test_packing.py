@@ -56,12 +56,17 @@ def test_a_graph_without_position_ids_is_not_packed(padded):
 
 
 
-def test_a_graph_that_computes_its_own_positions_is_not_packed():
+def test_only_a_graph_of_fused_attention_fed_no_computed_positions_is_packed():
     from onnx import helper
 
-    def model(*inputs: str) -> object:
-        node = helper.make_node("EmbedLayerNormalization", list(inputs), ["out", "mask_index"], domain="com.microsoft")
-        return helper.make_model(helper.make_graph([node], "g", [], []))
+    def model(*embedding_inputs: str, attention: str = "Attention") -> object:
+        nodes = [helper.make_node("EmbedLayerNormalization", list(embedding_inputs), ["x", "mask_index"]),
+                 helper.make_node(attention, ["x", "w", "b", "mask_index"], ["y"])]
+        return helper.make_model(helper.make_graph(nodes, "g", [], []))
 
-    assert packing.packing_graph(model("ids", "", "w", "p", "", "g", "b", "mask")) is not None
-    assert packing.packing_graph(model("ids", "", "w", "p", "", "g", "b", "mask", "computed_positions")) is None
+    inputs = ("ids", "", "w", "p", "", "g", "b", "mask")
+    packed = packing.packing_graph(model(*inputs))
+    assert packed is not None and packed.graph.node[1].input[3] == packing.TOKEN_MASK
+    assert packed.graph.node[0].input[8] == packing.POSITIONS
+    assert packing.packing_graph(model(*inputs, "computed_positions")) is None
+    assert packing.packing_graph(model(*inputs, attention="Softmax")) is None
