@@ -3,11 +3,12 @@
 Export (`make model` runs it after the conversion; offline, skipped when up to date):
     python -m indexer.onnx_backend --model models/multilingual-e5-small
 writes <model>/onnx/model_fp32.onnx: the BertModel traced with torch.onnx.export and fused by ONNX Runtime's
-transformer optimizer (backend "onnx"), and model_int8.onnx: that, through quantize_dynamic (int8 weights,
-per channel; backend "onnx-int8"). Encoding reproduces the
+transformer optimizer (backend "onnx"), model_fp32_packing.onnx: the same with indexer/packing.py's two inputs, and
+model_int8.onnx: the fused model through quantize_dynamic (int8 weights, per channel; backend "onnx-int8").
+Encoding reproduces the
 sentence-transformers folder: its tokenizer.json, its prompts, mean pooling over the attention mask, L2 norm.
-The service loads it `packed` (indexer/packing.py): its sessions run the same graph with position ids and a
-per-token mask, so a short batch is one row without padding, with the same vectors.
+The service loads it `packed`: its sessions run the packing graph, so a short batch is one row without padding,
+with the same vectors.
 Not through optimum: its only release for ONNX (optimum-onnx 0.1.0) needs transformers < 4.58, the project pins 5.
 """
 from __future__ import annotations
@@ -31,11 +32,17 @@ from indexer.embedding import Encoder
 
 ONNX_SUBDIR = "onnx"
 FILES = {"onnx": "model_fp32.onnx", "onnx-int8": "model_int8.onnx"}  # backend → file under ONNX_SUBDIR
+PACKING_SUFFIX = "_packing"  # model_fp32_packing.onnx: indexer/packing.py's graph (int8's graph cannot pack)
 MAX_TOKENS = 512
 
 
 def onnx_path(model_dir: Path, backend: str = "onnx-int8") -> Path:
     return Path(model_dir) / ONNX_SUBDIR / FILES[backend]
+
+
+def packing_path(model_dir: Path, backend: str = "onnx") -> Path:
+    path = onnx_path(model_dir, backend)
+    return path.with_name(path.stem + PACKING_SUFFIX + path.suffix)
 
 
 def _st_config(model_dir: Path) -> tuple[dict[str, str], int]:
@@ -115,8 +122,8 @@ class OnnxEmbedder(Encoder):
 def load_onnx_embedder(model_dir: Path, model_id: str, backend: str = "onnx-int8", threads: int | None = None,
                        side_by_side: bool = False, packed: bool = False) -> OnnxEmbedder:
     """`side_by_side` (calls will run at once) adds the one-thread `side_session`: 2.9 s more to load (fp32), +154 MB.
-    `packed`: short batches are packed into one row (indexer/packing.py), where the backend's graph allows it;
-    ~2 s more to load (the graph is changed and serialized)."""
+    `packed`: short batches are packed into one row (indexer/packing.py) where the export wrote the backend's
+    packing graph (fp32)."""
     from tokenizers import Tokenizer
 
     path = onnx_path(model_dir, backend)
@@ -129,34 +136,27 @@ def load_onnx_embedder(model_dir: Path, model_id: str, backend: str = "onnx-int8
     tokenizer.enable_padding(pad_id=tokenizer.token_to_id("<pad>"), pad_token="<pad>")
     threads = threads or int(os.environ.get("QA_ONNX_THREADS", 0)) or (os.cpu_count() or 1)
     side_by_side = side_by_side and threads > 1
-    model = _load_model(path) if side_by_side or packed else None
-    weights = _weights(model) if side_by_side else {}
-    graph = packing.packing_graph(model) if packed else None
-    source = graph.SerializeToString() if graph is not None else path
-    session = _session(source, threads, weights)
+    packed = packed and packing_path(model_dir, backend).is_file()
+    graph = packing_path(model_dir, backend) if packed else path  # the same weights under the same names
+    weights = _weights(path) if side_by_side else {}
+    session = _session(graph, threads, weights)
     dim = int(json.loads((model_dir / "config.json").read_text())["hidden_size"])
-    side_session = _session(source, 1, weights) if side_by_side else None
-    return OnnxEmbedder(session, tokenizer, prompts, model_id, dim, side_session, weights, packed=graph is not None)
+    side_session = _session(graph, 1, weights) if side_by_side else None
+    return OnnxEmbedder(session, tokenizer, prompts, model_id, dim, side_session, weights, packed)
 
 
-def _load_model(path: Path) -> object:
-    import onnx
-
-    return onnx.load(str(path))
-
-
-def _weights(model: object) -> dict[str, object]:
+def _weights(path: Path) -> dict[str, object]:
     """The model's initializers as OrtValues, for sessions to share instead of each loading a copy (fp32: two
     sessions take +154 MB over one, not a second model's ~800)."""
+    import onnx
     import onnxruntime as ort
     from onnx import numpy_helper
 
     return {tensor.name: ort.OrtValue.ortvalue_from_numpy(numpy_helper.to_array(tensor))
-            for tensor in model.graph.initializer}
+            for tensor in onnx.load(str(path)).graph.initializer}
 
 
-def _session(source: Path | bytes, threads: int, weights: dict[str, object]) -> object:
-    """A session on `threads` threads of the model file or serialized graph `source`, reading `weights` in place."""
+def _session(path: Path, threads: int, weights: dict[str, object]) -> object:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -167,18 +167,13 @@ def _session(source: Path | bytes, threads: int, weights: dict[str, object]) -> 
     options.add_session_config_entry("session.intra_op.allow_spinning", os.environ.get("QA_ONNX_SPIN", "0"))
     for name, value in weights.items():
         options.add_initializer(name, value)
-    session = ort.InferenceSession(source if isinstance(source, bytes) else str(source), options,
-                                   providers=["CPUExecutionProvider"])
-    # onnxruntime keeps a serialized model (~470 MB here) to rebuild the session should a provider fail; the
-    # CPU provider has nothing to fall back to, so the copy is dropped
-    session._model_bytes = None
-    return session
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def is_exported(model_dir: Path) -> bool:
-    """Both files exist and are newer than every file of the source model they were made from."""
+    """Every file exists and is newer than every file of the source model they were made from."""
     sources = [model_dir / "model.safetensors", model_dir / "config.json"]
-    targets = [onnx_path(model_dir, backend) for backend in FILES]
+    targets = [onnx_path(model_dir, backend) for backend in FILES] + [packing_path(model_dir)]
     return all(t.is_file() and all(t.stat().st_mtime > s.stat().st_mtime for s in sources) for t in targets)
 
 
@@ -217,6 +212,16 @@ def fuse(model_dir: Path, src: Path, out: Path) -> None:
     optimized.save_model_to_file(str(out))
 
 
+def write_packing_graph(src: Path, out: Path) -> None:
+    """The fused graph with indexer/packing.py's inputs wired in; its weights are the same, under the same names."""
+    import onnx
+
+    graph = packing.packing_graph(onnx.load(str(src)))
+    if graph is None:
+        raise ValueError(f"{src}: ONNX Runtime's fusions left an attention unfused; the graph cannot pack")
+    onnx.save(graph, str(out))
+
+
 def quantize(src: Path, out: Path, per_channel: bool = True) -> None:
     from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -227,8 +232,8 @@ def quantize(src: Path, out: Path, per_channel: bool = True) -> None:
 
 
 def export(model_dir: Path, force: bool = False) -> float | None:
-    """Write <model_dir>/onnx/model_fp32.onnx (fused) and model_int8.onnx; returns the seconds taken, or None
-    if both are up to date."""
+    """Write <model_dir>/onnx/model_fp32.onnx (fused), model_fp32_packing.onnx and model_int8.onnx; returns the
+    seconds taken, or None if all are up to date."""
     if not force and is_exported(model_dir):
         return None
     start, folder = time.time(), onnx_path(model_dir).parent
@@ -237,7 +242,9 @@ def export(model_dir: Path, force: bool = False) -> float | None:
         raw, fused, int8 = Path(tmp) / "raw.onnx", Path(tmp) / "fused.onnx", Path(tmp) / "int8.onnx"
         export_fp32(model_dir, raw)
         fuse(model_dir, raw, fused)
+        write_packing_graph(fused, Path(tmp) / "packing.onnx")
         quantize(fused, int8)
+        os.replace(Path(tmp) / "packing.onnx", packing_path(model_dir))
         os.replace(fused, onnx_path(model_dir, "onnx"))
         os.replace(int8, onnx_path(model_dir, "onnx-int8"))
     return round(time.time() - start, 1)
@@ -249,8 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="export even if the files are up to date")
     args = parser.parse_args(argv)
     seconds = export(args.model, args.force)
-    targets = ", ".join(f"{onnx_path(args.model, b)} ({onnx_path(args.model, b).stat().st_size / 2**20:.0f} MiB)"
-                        for b in FILES)
+    files = [onnx_path(args.model, backend) for backend in FILES] + [packing_path(args.model)]
+    targets = ", ".join(f"{path} ({path.stat().st_size / 2**20:.0f} MiB)" for path in files)
     print(f"{targets} are newer than {args.model}'s weights; nothing to do" if seconds is None
           else f"exported {targets} in {seconds}s")
     return 0

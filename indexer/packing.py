@@ -10,8 +10,9 @@ exported one (8 × 256 tokens: 1323 against 1306 ms), so only the service's enco
 
 The exported graph (indexer/onnx_backend.py) takes input_ids and a 2-D attention_mask; ONNX Runtime's fused
 ops do what packing needs given two more inputs: EmbedLayerNormalization takes position ids, Attention takes a
-3-D mask (batch, token, token). `packing_graph` wires both in. int8's QEmbedLayerNormalization takes no
-position ids, so its graph cannot pack.
+3-D mask (batch, token, token). `packing_graph` wires both in; `make model` writes that graph beside the
+exported one (model_fp32_packing.onnx), so loading it costs what loading the exported one does. int8's
+QEmbedLayerNormalization takes no position ids, so its graph cannot pack.
 """
 from __future__ import annotations
 
