@@ -15,8 +15,8 @@ beside another). Over HTTP, old and new code alternating three times: 87 → 95�
 p99 121–128 → 119–126 ms.
 The service's ONNX encoder packs a lane's questions into one row (indexer/packing.py), so a batch of two costs
 their tokens rather than twice the longer one's: over HTTP, 8 clients, alternating three times, 100.5, 98.0,
-99.3 → 105.0, 109.0, 108.5 questions/s. Lanes of up to 4 packed questions were no faster than 2 and doubled
-nothing but the tail (p99 133–145 against 107–113 ms).
+99.3 → 105.0, 109.0, 108.5 questions/s. Lanes of up to 4 packed questions were no faster than 2 and only lengthened
+the tail (p99 133–145 against 107–113 ms).
 
 The queue is bounded (QA_MAX_WAITING, default 1 per worker; 0: no bound): a question finding it full is
 refused at once with `Overloaded` (the API answers 503 with Retry-After) instead of waiting behind a queue

@@ -9,8 +9,6 @@ from indexer.embedding import DEFAULT_MODEL, Encoder, load_embedder
 from indexer.onnx_backend import OnnxEmbedder, load_onnx_embedder
 from tests.test_onnx_backend import seed_questions
 
-_real_packed_feeds = packing.packed_feeds
-
 
 @pytest.fixture(scope="module")
 def packed() -> OnnxEmbedder:
@@ -22,6 +20,21 @@ def padded() -> Encoder:
     return load_embedder(None, "onnx")
 
 
+@pytest.fixture
+def packed_rows(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many texts each packed row the encoders make holds (packed vectors equal padded ones, so only this
+    tells whether a batch was packed)."""
+    rows: list[int] = []
+    real = packing.packed_feeds
+
+    def noting(ids: np.ndarray, mask: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        rows.append(len(ids))
+        return real(ids, mask)
+
+    monkeypatch.setattr(packing, "packed_feeds", noting)
+    return rows
+
+
 def test_a_packed_row_restarts_positions_and_lets_each_text_see_only_itself():
     ids = np.array([[5, 6, 7], [8, 9, 1]])  # right-padded: the second text has two tokens
     feeds, lengths = packing.packed_feeds(ids, np.array([[1, 1, 1], [1, 1, 0]]))
@@ -31,29 +44,28 @@ def test_a_packed_row_restarts_positions_and_lets_each_text_see_only_itself():
     assert feeds[packing.TOKEN_MASK][0].tolist() == [[1, 1, 1, 0, 0]] * 3 + [[0, 0, 0, 1, 1]] * 2
 
 
-def test_packed_batches_give_the_vectors_of_padded_ones(packed, padded, monkeypatch):
-    rows = []
-    monkeypatch.setattr(packing, "packed_feeds", lambda *args: rows.append(1) or _real_packed_feeds(*args))
+def test_packed_batches_give_the_vectors_of_padded_ones(packed, padded, packed_rows):
     questions = [q["question"] for q in seed_questions()][:24]
     assert packed.packed
     for size in (2, 3, 8):
         np.testing.assert_allclose(packed.queries(questions, size), padded.queries(questions, size), atol=1e-5)
-    assert len(rows) == 12 + 8 + 3  # every batch was one packed row
+    assert packed_rows == [2] * 12 + [3] * 8 + [8] * 3  # every batch was one packed row
 
 
-def test_a_batch_of_more_than_packed_tokens_is_padded_with_the_same_vectors(packed, padded):
+def test_a_batch_of_more_than_packed_tokens_is_padded_with_the_same_vectors(packed, padded, packed_rows):
     passages = ["微软自研的AI芯片" * 40, "How much will OpenAI spend on servers by 2030?"]
     assert sum(packed.token_counts(passages)) > packing.PACKED_TOKENS
     np.testing.assert_allclose(packed.passages(passages, 2), padded.passages(passages, 2), atol=1e-5)
+    assert packed_rows == []
 
 
-def test_a_graph_without_position_ids_is_not_packed(padded):
-    """int8's QEmbedLayerNormalization takes no position ids: its encoder pads, and says so."""
+def test_a_backend_without_a_packing_graph_is_not_packed(padded):
+    """int8's QEmbedLayerNormalization takes no position ids, so the export writes no packing graph for it: its
+    encoder pads, and says so."""
     int8 = load_onnx_embedder(DEFAULT_MODEL, "e5", "onnx-int8", packed=True)
     assert not int8.packed
     vectors = int8.queries(["微软自研的AI芯片叫什么？", "How much?"], 2)
     assert (vectors * padded.queries(["微软自研的AI芯片叫什么？", "How much?"], 2)).sum(axis=1).min() > 0.95
-
 
 
 def test_only_a_graph_of_fused_attention_fed_no_computed_positions_is_packed():
