@@ -274,6 +274,7 @@ class _Build:
             "corpus": {"root": str(self.corpus), "fingerprint": fingerprint,
                        "files": {r.meta.doc_id: r.meta.sha256 for r in readable}},
             "skipped": [{"path": s.path, "reason": s.reason} for s in self.corpus_report.skipped],
+            "mean_vector": sealed["mean_vector"],  # last: 384 numbers (service/relevance.py reads it)
         }
 
 

@@ -10,7 +10,7 @@ BM25 > 0 for `keyword`), comparable within one call only.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -19,10 +19,19 @@ import numpy as np
 if TYPE_CHECKING:
     from indexer.process import ProcessedDocument
 
-FORMAT_VERSION = 4  # 2: passages store their script-folded text; 3: formats, pages; 4: pivot words
+FORMAT_VERSION = 5  # 2: passages store their script-folded text; 3: formats, pages; 4: pivot words; 5: mean_vector
 # Which words a keyword search matches: the passages' own keyword tokens, or their pivot words (English stems of
 # the tokens and of Chinese tokens' translations, text/bilingual.py), each with its own BM25 statistics.
 KeywordSide = Literal["own", "pivot"]
+
+
+def mean_vector(batches: Iterator[np.ndarray], dim: int) -> list[float]:
+    """The mean of every vector in `batches` (float64 sums), rounded for the manifest; zeros if there are none."""
+    total, count = np.zeros(dim, dtype=np.float64), 0
+    for batch in batches:
+        total += np.asarray(batch, dtype=np.float64).sum(axis=0)
+        count += len(batch)
+    return [round(float(v), 6) for v in total / max(count, 1)]
 
 
 class IndexUnusable(RuntimeError):
@@ -128,7 +137,9 @@ class PassageStore(Protocol):
 
     @property
     def manifest(self) -> dict:
-        """format_version, build_id, created, model {id, dim}, counts {documents, passages, skipped}, …"""
+        """format_version, build_id, created, model {id, dim}, counts {documents, passages, skipped},
+        mean_vector (the mean of every passage vector: a vector's dot product with it is its mean cosine to the
+        passages), …"""
 
     @property
     def passage_count(self) -> int: ...
@@ -148,6 +159,9 @@ class PassageStore(Protocol):
         passages scoped to one language, against 0.04 ms unscoped)."""
 
     def passages(self, ids: list[int]) -> dict[int, StoredPassage]: ...
+
+    def vectors(self, ids: list[int]) -> np.ndarray:
+        """The passages' stored vectors, row i for ids[i] (an approximation where the index quantizes them)."""
 
     def document(self, doc_id: str) -> StoredDocument | None: ...
 
@@ -173,7 +187,8 @@ class StoreWriter(Protocol):
 
     def seal(self) -> dict:
         """Finish the writes (flush, build indexes); returns what only the store knows, for the manifest:
-        {"passages": count held, "dim": vector size, "vector_index": how vectors are searched}."""
+        {"passages": count held, "dim": vector size, "vector_index": how vectors are searched,
+        "mean_vector": the mean of every vector held, as a list}."""
 
     def publish(self, manifest: dict) -> str:
         """Make the sealed writes the served build (readers see manifest["build_id"]); returns where it went."""

@@ -16,8 +16,9 @@ import numpy as np
 from indexer.process import ProcessedDocument
 from stores import index_dir
 from stores.bm25 import VocabularyBuilder, save_keyword_index
-from stores.contract import Candidates, DocumentMeta, KeywordSide, Scope, StoredDocument, StoredPassage
-from stores.faiss_index import build_vector_index, index_spec, save_vector_index, search
+from stores.contract import (Candidates, DocumentMeta, KeywordSide, Scope, StoredDocument, StoredPassage,
+                             mean_vector)
+from stores.faiss_index import build_vector_index, index_spec, save_vector_index, search, stored_vectors
 from stores.sqlite import SqliteWriter
 
 _RAW_VECTORS = "vectors.f32"  # written while documents stream in, turned into the FAISS index at publish
@@ -56,6 +57,9 @@ class EmbeddedStore:
 
     def passages(self, ids: list[int]) -> dict[int, StoredPassage]:
         return self._sqlite.passages(ids)
+
+    def vectors(self, ids: list[int]) -> np.ndarray:
+        return stored_vectors(self._vectors, ids)
 
     def document(self, doc_id: str) -> StoredDocument | None:
         return self._sqlite.document(doc_id)
@@ -105,20 +109,23 @@ class EmbeddedWriter:
         self._vectors.close()
         save_keyword_index(self._vocabulary.build(), self.tmp / index_dir.KEYWORDS)
         save_keyword_index(self._pivot.build(), self.tmp / index_dir.PIVOT)
-        return {"passages": passages, "dim": self._dim, "vector_index": self._vector_index()}
+        spec, mean = self._vector_index()
+        return {"passages": passages, "dim": self._dim, "vector_index": spec, "mean_vector": mean}
 
     def publish(self, manifest: dict) -> str:
         index_dir.write_manifest(self.tmp, manifest)
         return str(index_dir.publish(self.root, self.tmp, self.build_id))
 
-    def _vector_index(self) -> str:
+    def _vector_index(self) -> tuple[str, list[float]]:
+        """The FAISS index's spec and the mean vector, both from the raw vectors (memory-mapped)."""
         raw = self.tmp / _RAW_VECTORS
         vectors = np.memmap(raw, dtype=np.float32, mode="r").reshape(-1, self._dim)
         spec = index_spec(len(vectors))
         save_vector_index(build_vector_index(vectors, spec), self.tmp / index_dir.VECTORS)
+        mean = mean_vector((vectors[first : first + 65536] for first in range(0, len(vectors), 65536)), self._dim)
         del vectors
         raw.unlink()
-        return spec
+        return spec, mean
 
     def close(self) -> None:
         self._vectors.close()

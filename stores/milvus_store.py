@@ -105,6 +105,13 @@ class MilvusStore:
                 self._names.passages)
         return {int(row["id"]): self._passage(row) for row in rows}
 
+    def vectors(self, ids: list[int]) -> np.ndarray:
+        rows = self._connection.call("read passage vectors", lambda client, seconds: client.get(
+            self._names.passages, ids=[int(i) for i in ids], output_fields=["vector"], timeout=seconds),
+            self._names.passages)
+        found = {int(row["id"]): row["vector"] for row in rows}
+        return np.array([found[int(i)] for i in ids], dtype=np.float32).reshape(len(ids), -1)
+
     def _passage(self, row: dict) -> StoredPassage:
         fields = {name: row.get(name) for name in PASSAGE_FIELDS if name != "overflow"}
         fields["id"] = int(fields["id"])

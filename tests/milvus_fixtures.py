@@ -61,7 +61,8 @@ def manifest(build_id: str, model: str = MODEL, dim: int = DIM, **extra) -> dict
 def publish(writer, manifest: dict) -> None:
     """As the build does: the counts of what the store holds go into the manifest it publishes."""
     sealed = writer.seal()
-    writer.publish({**manifest, "counts": {**manifest["counts"], "passages": sealed["passages"]}})
+    writer.publish({**manifest, "counts": {**manifest["counts"], "passages": sealed["passages"]},
+                    "mean_vector": sealed["mean_vector"]})
 
 
 def build(location: MilvusLocation, documents: dict[str, ProcessedDocument], build_id: str = "b1",

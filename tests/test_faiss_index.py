@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from stores import faiss_index as vectors
-from stores.faiss_index import build_vector_index, index_spec, load_vector_index, save_vector_index, search
+from stores.faiss_index import (build_vector_index, index_spec, load_vector_index, save_vector_index, search,
+                                stored_vectors)
 
 DIM = 384
 
@@ -70,6 +71,18 @@ def test_a_loaded_flat_index_is_screened_through_int8_and_finds_what_flat_finds(
     assert np.array_equal(found[:, :10], truth[:, :10])
     assert np.mean([len(set(f) & set(t)) / 100 for f, t in zip(found, truth)]) >= 0.995
     assert np.allclose(scores[:, :10], truth_scores[:, :10], atol=1e-5)  # exact scores, not the codes'
+
+
+@pytest.mark.parametrize("spec", ["Flat", "ann"])
+def test_a_loaded_index_reads_vectors_by_id(data, ann_index, spec, tmp_path):
+    """Hits' vectors, for their mean cosine to the corpus (service/relevance.py): exact from Flat, decoded from
+    the ANN spec's 8-bit codes (its inverted lists find them through a direct map made at load)."""
+    base, _ = data
+    save_vector_index(ann_index if spec == "ann" else build_vector_index(base, "Flat"), tmp_path / "vectors.faiss")
+    ids = [19_999, 3, 3, 12_345]
+    read = stored_vectors(load_vector_index(tmp_path / "vectors.faiss"), ids)
+    assert read.shape == (4, DIM)
+    assert np.allclose(read, base[ids], atol=0 if spec == "Flat" else 0.01)
 
 
 def test_a_screened_search_keeps_to_the_allowed_vectors(data, tmp_path):

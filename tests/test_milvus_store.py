@@ -9,6 +9,7 @@ from pymilvus import MilvusClient
 from milvus_fixtures import (DIM, EN, MODEL, ODD, ODD_FOLDER, ZH, build, built, corpus, location,  # noqa: F401
                              manifest, publish, server, vectors_for)  # fixtures: built, location, server
 from indexer.process import process
+from stores import milvus_writer
 from stores.contract import FORMAT_VERSION, DocumentMeta, IndexUnusable, Scope
 from stores.milvus_schema import MAX_VARCHAR_BYTES, passage_id
 from text.normalize import fold_script
@@ -22,6 +23,27 @@ def test_published_build_is_opened_with_its_manifest_and_counts(built):
     passages = sum(len(d.passages) for d in documents.values())
     assert store.manifest["counts"] == {"skipped": 0, "documents": len(documents), "passages": passages}
     assert store.passage_count == passages and store.manifest["model"] == {"id": MODEL, "dim": DIM}
+
+
+def test_the_manifest_holds_the_mean_of_every_vector_and_vectors_read_back_by_id(built):
+    location, documents, vectors = built
+    store = location.open(MODEL, DIM)
+    every = np.concatenate([vectors[doc_id] for doc_id in sorted(documents)])
+    assert np.allclose(store.manifest["mean_vector"], every.mean(axis=0), atol=1e-6)
+    ids = [passage_id("notes/en.txt", 0), passage_id("pdf/zh_hans.pdf", 1), passage_id("notes/en.txt", 0)]
+    expected = np.stack([vectors["notes/en.txt"][0], vectors["pdf/zh_hans.pdf"][1], vectors["notes/en.txt"][0]])
+    assert np.allclose(store.vectors(ids), expected, atol=1e-6)
+
+
+def test_past_mean_sample_passages_the_mean_is_of_a_uniform_sample_by_id(location, monkeypatch):
+    monkeypatch.setattr(milvus_writer, "MEAN_SAMPLE", 4)
+    documents = corpus()
+    vectors = build(location, documents)
+    rows = [(passage_id(doc_id, i), v) for doc_id in documents for i, v in enumerate(vectors[doc_id])]
+    stride = -(-len(rows) // 4)
+    sampled = [v for pid, v in rows if pid < 2**63 // stride]
+    assert 0 < len(sampled) < len(rows)
+    assert np.allclose(location.open(MODEL, DIM).manifest["mean_vector"], np.mean(sampled, axis=0), atol=1e-6)
 
 
 def test_passages_come_back_as_written(built):

@@ -123,6 +123,23 @@ def test_a_store_searches_the_passages_pivot_words(library_stores, kind):
     assert len(store.keyword(["ocean"], 10, Scope())) == 0  # the own side has no such English word
 
 
+def assert_the_mean_vector_is_the_passages(store) -> None:
+    """The manifest's mean vector is the mean of every passage's vector, which `vectors` reads back by id."""
+    everything = store.dense(np.ones(store.manifest["model"]["dim"], np.float32), store.passage_count, Scope())
+    ids = everything.ids.tolist()
+    assert len(ids) == store.passage_count
+    assert np.allclose(store.manifest["mean_vector"], store.vectors(ids).mean(axis=0), atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_a_store_reads_passage_vectors_and_records_their_mean(library_stores, embedder, kind):
+    store = library_stores[kind].store
+    question = embedder.queries(["lighthouse storm"])[0]
+    found = store.dense(question, 5, Scope())
+    assert np.allclose(store.vectors(found.ids.tolist()) @ question, found.scores, atol=1e-4)
+    assert_the_mean_vector_is_the_passages(store)
+
+
 def test_documents_read_alike(library_stores):
     embedded, milvus = library_stores["embedded"].store, library_stores["milvus"].store
     for folder in (None, "news", "notes", "notes/deep", "nowhere"):
@@ -158,6 +175,7 @@ def test_an_incremental_build_changes_adds_and_deletes(library, tmp_path, milvus
     assert [retriever.store.passages(glaciers.ids.tolist())[pid].doc_id for pid in glaciers.ids.tolist()] == [
         "notes/new.txt"]
     assert manifest["counts"] == {"documents": 5, "passages": retriever.passage_count, "skipped": 0}
+    assert_the_mean_vector_is_the_passages(retriever.store)  # in place: the unchanged documents' vectors too
 
 
 def test_the_retriever_knows_only_the_contract():
