@@ -5,8 +5,11 @@ question gets a first hit). Absolute signals do: the hit's dense cosine, the sha
 the hit contains (the question's own keywords within a language, their CC-CEDICT translations across), its BM25
 score per keyword (across languages: per pivot word, text/bilingual.py; that tells answered from unanswered
 cross-language questions better than BM25 over the translations), how far the best dense cosine stands above the
-next ones, and the share of those keywords that no passage in the corpus contains at all (a question about a
-team, a person or a place the documents never name). Cosines of related texts differ by language pair (English
+next ones, the share of those keywords that no passage in the corpus contains at all (a question about a
+team, a person or a place the documents never name), and how close the hit and the question each sit to the corpus
+as a whole (their mean cosine to its passages, through the build's mean vector): a passage near everything matches
+any question on its topic, and a question near everything fits any passage (hubness), most of all in a small corpus
+of one subject. Cosines of related texts differ by language pair (English
 questions over Chinese passages score ~.78 where Chinese over Chinese scores ~.91), so each pair has its own
 weights. They are fitted on in-corpus questions (the gold passage is relevant) and on questions asked against a
 corpus that does not hold their answer (nothing is), and stored in relevance.json next to this file. Each pair's
@@ -24,7 +27,8 @@ from text.bilingual import STOPWORDS
 from stores.contract import Candidates, StoredPassage
 
 MODEL_FILE = Path(__file__).with_name("relevance.json")
-FEATURES = ("cosine", "coverage", "margin", "bm25", "unknown")  # the model's inputs, in its weights' order (then the bias)
+# the model's inputs, in its weights' order (then the bias)
+FEATURES = ("cosine", "coverage", "margin", "bm25", "unknown", "passage_mean_cosine", "question_mean_cosine")
 MARGIN_OF = 4  # the best dense cosine minus the mean of the next MARGIN_OF
 
 
@@ -103,26 +107,31 @@ class Evidence:
     pivot_bm25: dict[int, float]  # and of their pivot words among the passages', per pivot word
     own_unknown: float  # the share of the distinct own keywords that no passage contains (1: no keyword)
     translated_unknown: float  # and of the distinct translations
+    mean_cosines: dict[int, float]  # passage id → its mean cosine to the corpus's passages, for the cited hits
+    question_mean_cosine: float  # the question's
 
     @classmethod
     def of(cls, language: str, query_tokens: list[str], translated: list[str], pivot_words: int, dense: Candidates,
-           keyword: Candidates, pivot: Candidates, unknown: set[str]) -> Evidence:
+           keyword: Candidates, pivot: Candidates, unknown: set[str], mean_cosines: dict[int, float],
+           question_mean_cosine: float) -> Evidence:
         """`pivot_words`: how many the question has; `unknown`: the keywords (own or translated) no passage contains."""
         cosines = dense.by_id()
         own = content_words(query_tokens)
         return cls(family(language), set(query_tokens), own, translated, cosines, min(cosines.values(), default=0.0),
                    dense_margin(list(cosines.values())), _per_word(keyword, len(query_tokens)),
-                   _per_word(pivot, pivot_words), _share(own, unknown), _share(translated, unknown))
+                   _per_word(pivot, pivot_words), _share(own, unknown), _share(translated, unknown), mean_cosines,
+                   question_mean_cosine)
 
-    def features(self, passage: StoredPassage) -> tuple[str, float, float, float, float, float]:
-        """(language pair, cosine, keyword coverage, margin, BM25 per keyword, unknown keywords): the model's inputs.
-        Across languages the keywords are the translations and the BM25 is the pivot words'."""
+    def features(self, passage: StoredPassage) -> tuple[str, float, float, float, float, float, float, float]:
+        """The language pair, then FEATURES: the model's inputs. Across languages the keywords are the
+        translations and the BM25 is the pivot words'."""
         passage_family = family(passage.language)
         same = passage_family == self.question_family or "mixed" in (passage_family, self.question_family)
         keywords, bm25, unknown = ((self.own, self.own_bm25, self.own_unknown) if same else
                                    (self.translated, self.pivot_bm25, self.translated_unknown))
         return (pair_of(self.question_family, passage_family), self.cosines.get(passage.id, self.lowest),
-                coverage(keywords, passage.folded.casefold()), self.margin, bm25.get(passage.id, 0.0), unknown)
+                coverage(keywords, passage.folded.casefold()), self.margin, bm25.get(passage.id, 0.0), unknown,
+                self.mean_cosines[passage.id], self.question_mean_cosine)
 
     def relevance(self, passage: StoredPassage) -> float:
         return relevance_model().relevance(*self.features(passage))

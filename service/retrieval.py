@@ -88,6 +88,7 @@ class Retriever:
         self.store = store
         self.embedder = embedder
         self._batcher = QuestionBatcher(embedder.queries, lanes=embedder.parallel_calls)  # concurrent asks share encodes
+        self._mean_vector = np.asarray(store.manifest["mean_vector"], dtype=np.float32)
 
     @property
     def build_id(self) -> str:
@@ -143,8 +144,9 @@ class Retriever:
         with metrics.ASK_SECONDS.labels("fusion").time():
             ranked = self._rank(dense, keyword, crossed, pivot, language, mode)
             spans = self._cited_spans(ranked, top_k)
+            mean_cosines = self._mean_cosines([passage.id for passage, _ in spans])
         return language, spans, Evidence.of(language, query_tokens, translated, len(pivot_words), dense, keyword,
-                                             pivot, unknown)
+                                             pivot, unknown, mean_cosines, float(embedded @ self._mean_vector))
 
     def _dense(self, vector: np.ndarray, scope: Scope) -> Future[Candidates]:
         return _DENSE_SEARCHES.submit(self.store.dense, vector, CANDIDATES, scope)
@@ -157,6 +159,10 @@ class Retriever:
         """The words no passage contains (the relevance model's "unknown" feature)."""
         distinct = list(dict.fromkeys(words))
         return {word for word, known in zip(distinct, self.store.known(distinct)) if not known}
+
+    def _mean_cosines(self, ids: list[int]) -> dict[int, float]:
+        """Each passage's mean cosine to the corpus's passages (the relevance model's hubness feature)."""
+        return dict(zip(ids, (self.store.vectors(ids) @ self._mean_vector).tolist())) if ids else {}
 
     def _cited_spans(self, ranked: list[tuple[int, float]], top_k: int) -> list[tuple[StoredPassage, float]]:
         """The top_k hits after merging overlaps. Reading passages costs ~5 µs each, so only the head of the

@@ -17,15 +17,18 @@ from stores.contract import Candidates, StoredPassage
 from stores.embedded import EmbeddedLocation
 
 IN_CORPUS = "OpenAI与AWS的协议价值多少？"
+UNKNOWN = 1 + FEATURES.index("unknown")  # in Evidence.features, after the language pair
 NOWHERE = "谁赢得了2016年的超级碗？"  # the seed articles are about AI companies
 
 
 def test_the_model_is_a_logistic_per_pair_with_a_pooled_fallback():
-    model = RelevanceModel({"zh-zh": (10.0, 1.0, 0.0, 0.0, -2.0, -8.0), "mixed": (0.0,) * 6}, 0.2)
-    assert model.relevance("zh-zh", 0.8, 0.0, 0.0, 0.0, 0.0) == pytest.approx(1 / (1 + math.exp(0.0)))
-    assert model.relevance("zh-zh", 0.9, 0.5, 0.0, 0.0, 0.0) > model.relevance("zh-zh", 0.9, 0.0, 0.0, 0.0, 0.0)
-    assert model.relevance("zh-zh", 0.9, 0.5, 0.0, 0.0, 1.0) < model.relevance("zh-zh", 0.9, 0.5, 0.0, 0.0, 0.0)
-    assert model.relevance("en-zh", 0.9, 0.5, 0.0, 0.0, 0.0) == 0.5  # no weights of its own: the pooled ones
+    model = RelevanceModel({"zh-zh": (10.0, 1.0, 0.0, 0.0, -2.0, -4.0, 0.0, -8.0), "mixed": (0.0,) * 8}, 0.2)
+    others = (0.0, 0.0)  # margin, bm25
+    assert model.relevance("zh-zh", 0.8, 0.0, *others, 0.0, 0.0, 0.5) == pytest.approx(1 / (1 + math.exp(0.0)))
+    assert model.relevance("zh-zh", 0.9, 0.5, *others, 0.0, 0.0, 0.5) > model.relevance("zh-zh", 0.9, 0.0, *others, 0.0, 0.0, 0.5)
+    assert model.relevance("zh-zh", 0.9, 0.5, *others, 1.0, 0.0, 0.5) < model.relevance("zh-zh", 0.9, 0.5, *others, 0.0, 0.0, 0.5)
+    assert model.relevance("zh-zh", 0.9, 0.5, *others, 0.0, 0.6, 0.5) < model.relevance("zh-zh", 0.9, 0.5, *others, 0.0, 0.4, 0.5)
+    assert model.relevance("en-zh", 0.9, 0.5, *others, 0.0, 0.0, 0.5) == 0.5  # no weights of its own: the pooled ones
     assert RelevanceModel.from_json(model.to_json()) == model
     with pytest.raises(ValueError, match="features"):
         RelevanceModel.from_json({**model.to_json(), "features": ["cosine"]})
@@ -49,18 +52,20 @@ def _passage(language: str) -> StoredPassage:
 def test_unknown_is_the_share_of_keywords_no_passage_contains():
     nothing = Candidates.empty()
     evidence = Evidence.of("en", ["who", "won", "super", "bowl", "50"], ["赢", "超级", "碗"], 4, nothing, nothing,
-                           nothing, unknown={"super", "bowl", "超级"})
+                           nothing, {"super", "bowl", "超级"}, {0: 0.8}, 0.7)
     assert evidence.own == ["won", "super", "bowl", "50"]  # stopwords carry no topic
-    assert evidence.features(_passage("en"))[-1] == 0.5  # English passages: the question's own words
-    assert evidence.features(_passage("zh-Hans"))[-1] == pytest.approx(1 / 3)  # Chinese ones: the translations
-    assert Evidence.of("zh-Hans", [], [], 0, nothing, nothing, nothing, set()).features(_passage("zh-Hans"))[-1] == 1.0
+    assert evidence.features(_passage("en"))[UNKNOWN] == 0.5  # English passages: the question's own words
+    assert evidence.features(_passage("zh-Hans"))[UNKNOWN] == pytest.approx(1 / 3)  # Chinese ones: the translations
+    empty = Evidence.of("zh-Hans", [], [], 0, nothing, nothing, nothing, set(), {0: 0.8}, 0.7)
+    assert empty.features(_passage("zh-Hans"))[UNKNOWN] == 1.0
+    assert evidence.features(_passage("en"))[-2:] == (0.8, 0.7)  # the hit's and the question's mean cosines
 
 
 def test_bm25_per_keyword_is_the_own_keywords_within_a_language_and_the_pivot_words_across():
     nothing = Candidates.empty()
     keyword = Candidates(np.array([0]), np.array([3.0]), np.array(["en"]))
     pivot = Candidates(np.array([0]), np.array([2.0]), np.array(["en"]))
-    evidence = Evidence.of("en", ["openai", "deal", "worth"], ["协议"], 4, nothing, keyword, pivot, set())
+    evidence = Evidence.of("en", ["openai", "deal", "worth"], ["协议"], 4, nothing, keyword, pivot, set(), {0: 0.8}, 0.7)
     assert evidence.features(_passage("en"))[4] == 1.0  # 3.0 over three keywords
     assert evidence.features(_passage("zh-Hant"))[4] == 0.5  # 2.0 over four pivot words
 
@@ -73,8 +78,20 @@ def test_the_retriever_counts_the_words_no_passage_contains_and_they_lower_relev
     assert retriever.cite("Did OpenAI win the Super Bowl?", 5)[2].own_unknown == 0.75  # "openai" is known
     passage = spans[0][0]
     pair, *features = evidence.features(passage)
-    known = relevance_model().relevance(pair, *features[:-1], 0.0)
+    unknown = UNKNOWN - 1  # in features, after the pair
+    known = relevance_model().relevance(pair, *features[:unknown], 0.0, *features[unknown + 1 :])
     assert relevance_model().relevance(pair, *features) < known / 2
+
+
+def test_the_mean_cosines_are_to_every_passage_of_the_corpus(seed_index, embedder):
+    retriever = Retriever(EmbeddedLocation(seed_index).open(embedder.model_id, embedder.dim), embedder)
+    question = "OpenAI的合作伙伴是谁？"
+    _, spans, evidence = retriever.cite(question, 5)
+    every = retriever.store.vectors(list(range(retriever.passage_count)))  # embedded ids: 0 … n − 1
+    for passage, _ in spans:
+        assert evidence.mean_cosines[passage.id] == pytest.approx(float((every @ every[passage.id]).mean()), abs=1e-5)
+    assert evidence.question_mean_cosine == pytest.approx(float((every @ retriever.encode([question])[0]).mean()),
+                                                          abs=1e-5)
 
 
 def test_an_answerable_question_keeps_its_hits_and_an_unanswerable_one_abstains(client: FlaskClient):
