@@ -10,7 +10,7 @@ from extract import Limits
 from indexer.documents import DEFAULT_MAX_BYTES
 from indexer.passages import Chunking
 from indexer.process import Settings, pipeline_version
-from stores.contract import IndexUnusable, StoreLocation, StoreUnavailable
+from stores.contract import FORMAT_VERSION, IndexUnusable, StoreLocation, StoreUnavailable
 
 
 def corpus_fingerprint(corpus: Path) -> str:
@@ -36,7 +36,8 @@ def is_up_to_date(corpus: Path, location: StoreLocation, model_id: str, chunking
     except (IndexUnusable, StoreUnavailable):
         return False
     return manifest is not None and (
-        manifest["model"]["id"] == model_id
+        manifest.get("format_version") == FORMAT_VERSION  # a Milvus manifest of an older format reads fine
+        and manifest["model"]["id"] == model_id
         and manifest.get("pipeline") == pipeline_version(Settings(chunking, limits))
         and manifest.get("max_file_bytes") == max_file_bytes
         and manifest["corpus"]["fingerprint"] == corpus_fingerprint(corpus)

@@ -3,19 +3,23 @@ server over HTTP, the code path a cluster uses) must answer, scope, cite, list a
 from __future__ import annotations
 
 import ast
+import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from pymilvus import MilvusClient
 
 from conftest import seed_recall_at_5
 from indexer.build import build_index
+from indexer.freshness import is_up_to_date
 from service.retrieval import Retriever
 from text.bilingual import lexicon
-from stores.contract import Scope, StoreLocation
+from stores.contract import FORMAT_VERSION, Scope, StoreLocation
 from stores.embedded import EmbeddedLocation
 from stores.milvus import MilvusLocation
+from stores.milvus_schema import MANIFEST_PROPERTY
 
 ROOT = Path(__file__).resolve().parent.parent
 STORES = ("embedded", "milvus")
@@ -176,6 +180,17 @@ def test_an_incremental_build_changes_adds_and_deletes(library, tmp_path, milvus
         "notes/new.txt"]
     assert manifest["counts"] == {"documents": 5, "passages": retriever.passage_count, "skipped": 0}
     assert_the_mean_vector_is_the_passages(retriever.store)  # in place: the unchanged documents' vectors too
+
+
+def test_an_index_of_an_older_format_is_not_up_to_date(library, milvus_server, embedder, tmp_path):
+    """Milvus reads an older manifest without complaint (opening it refuses it): `make index` must rebuild."""
+    location = MilvusLocation(milvus_server.uri, "older_format")
+    build_index(library, tmp_path, embedder, progress=False, location=location)
+    assert is_up_to_date(library, location, embedder.model_id)
+    older = {**location.manifest(), "format_version": FORMAT_VERSION - 1}
+    MilvusClient(milvus_server.uri).alter_collection_properties(
+        location.names.passages, properties={MANIFEST_PROPERTY: json.dumps(older, ensure_ascii=False)})
+    assert not is_up_to_date(library, location, embedder.model_id)
 
 
 def test_the_retriever_knows_only_the_contract():
