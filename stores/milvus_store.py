@@ -6,6 +6,8 @@ when it was opened"; the service reopens it when `published()` changes.
 from __future__ import annotations
 
 import bisect
+import itertools
+import math
 import threading
 from collections.abc import Iterator
 
@@ -13,7 +15,7 @@ import numpy as np
 from pymilvus import MilvusClient
 
 from stores.contract import (DOCUMENT_LISTING, Candidates, KeywordSide, Scope, StoredDocument, StoredPassage,
-                             StoreUnavailable)
+                             StoreUnavailable, mean_vector)
 from stores.milvus_connection import Connection
 from stores.milvus_schema import (DOCUMENT_FIELDS, KEYWORD_FIELDS, PASSAGE_FIELDS, SEARCH_FIELDS, SPARSE_FIELDS, Names,
                                   dense_search_params, folder_name, keyword_text, literal, scope_filter)
@@ -182,6 +184,9 @@ class MilvusStore:
 
 
 SCAN_BATCH = 1_000
+# Passages averaged into a manifest's mean vector. A uniform sample of 20k unit 384-d vectors errs by about
+# 0.05 / √20000 ≈ 4e-4 a component (estimated, not measured); milvus-lite scanned 20k in 3.3–4.4 s (measured).
+MEAN_SAMPLE = 20_000
 
 
 def scan(connection: Connection, what: str, collection: str, filter: str, fields: list[str],
@@ -198,3 +203,15 @@ def scan(connection: Connection, what: str, collection: str, filter: str, fields
             yield from batch
     finally:
         iterator.close()
+
+
+def mean_of_vectors(connection: Connection, collection: str, passages: int, dim: int, consistency: str) -> list[float]:
+    """The mean of the vectors a collection of `passages` holds, read back: all of them up to MEAN_SAMPLE, else
+    those whose id (63 bits of a hash) is below 2^63 / stride, a uniform sample of about MEAN_SAMPLE (milvus-lite's
+    filters have no modulo). A writer updating in place reads it at seal: a running sum would need each replaced
+    passage's old vector first."""
+    stride = max(1, math.ceil(passages / MEAN_SAMPLE))
+    rows = iter(scan(connection, "average the vectors", collection, f"id < {2**63 // stride}" if stride > 1 else "",
+                     ["vector"], consistency))
+    batches = iter(lambda: [row["vector"] for row in itertools.islice(rows, 4096)], [])
+    return mean_vector((np.array(batch, dtype=np.float32) for batch in batches), dim)

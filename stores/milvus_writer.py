@@ -8,27 +8,23 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from indexer.process import ProcessedDocument
-from stores.contract import EXTRACTED_FORMATS, DocumentMeta, mean_vector as passage_mean
+from stores.contract import EXTRACTED_FORMATS, DocumentMeta
 from stores.milvus_connection import Connection
 from stores.milvus_schema import (MANIFEST_PROPERTY, MAX_ID_BYTES, MODEL_PROPERTY, Names, clipped, dense_index_for,
                                   document_key, documents_indexes, documents_schema, fits, folders_of, keyword_text, literal,
                                   model_property, passage_id, passages_indexes, passages_schema, utf8_chunks)
-from stores.milvus_store import MAX_RESULTS, scan
+from stores.milvus_store import MAX_RESULTS, mean_of_vectors, scan
 
 log = logging.getLogger(__name__)
 BATCH_ROWS = 512  # passages per upsert: measured, stores/milvus.py
 BATCH_BYTES = 8 << 20  # document parts per upsert, by size (a part holds up to 2 × 64 KiB of text)
 DELETE_IDS = 1_000  # doc_ids per expression
-# Passages averaged into the manifest's mean vector: the error of a uniform sample of 20k is ~3e-4 a component
-# (unit vectors); milvus-lite scans 20k 384-d vectors in 3.3–4.4 s (measured while other work ran).
-MEAN_SAMPLE = 20_000
 STRONG = "Strong"  # the writer reads its own writes (a cluster's default, Bounded, may lag them)
 
 
@@ -211,18 +207,9 @@ class MilvusWriter:
             self._call("flush writes", "flush", name)
         index = self._call("describe the vector index", "describe_index", names.passages, "vector")
         passages = self._count(names.passages, "")
+        mean = mean_of_vectors(self._connection, names.passages, passages, self._dim, STRONG)
         return {"passages": passages, "dim": self._dim,
-                "vector_index": f"milvus {index.get('index_type', '')}".strip(), "mean_vector": self._mean(passages)}
-
-    def _mean(self, passages: int) -> list[float]:
-        """The mean of the vectors held now, unchanged documents' included, read back: all of them up to
-        MEAN_SAMPLE passages, else those whose id (63 bits of a hash) is below 2^63 / stride, a uniform sample of
-        about MEAN_SAMPLE (a running sum would need each replaced passage's old vector first)."""
-        stride = max(1, math.ceil(passages / MEAN_SAMPLE))
-        sample = f"id < {2**63 // stride}" if stride > 1 else ""
-        rows = scan(self._connection, "average the vectors", self._names.passages, sample, ["vector"], STRONG)
-        batches = (np.array([row["vector"] for row in batch], dtype=np.float32) for batch in _batched(rows, 4096))
-        return passage_mean(batches, self._dim)
+                "vector_index": f"milvus {index.get('index_type', '')}".strip(), "mean_vector": mean}
 
     def publish(self, manifest: dict) -> str:
         """Set the manifest on the passages collection: readers polling `published()` switch to it. The
@@ -289,17 +276,6 @@ def mean_vector(vectors: np.ndarray) -> np.ndarray:
     unit = np.zeros(vectors.shape[1], dtype=np.float32)
     unit[0] = 1.0
     return unit
-
-
-def _batched(rows: Iterable[dict], size: int) -> Iterable[list[dict]]:
-    batch = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def _by_size(rows: list[dict], limit: int) -> Iterable[list[dict]]:

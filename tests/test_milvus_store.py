@@ -9,7 +9,7 @@ from pymilvus import MilvusClient
 from milvus_fixtures import (DIM, EN, MODEL, ODD, ODD_FOLDER, ZH, build, built, corpus, location,  # noqa: F401
                              manifest, publish, server, vectors_for)  # fixtures: built, location, server
 from indexer.process import process
-from stores import milvus_writer
+from stores import milvus_store
 from stores.contract import FORMAT_VERSION, DocumentMeta, IndexUnusable, Scope
 from stores.milvus_schema import MAX_VARCHAR_BYTES, passage_id
 from text.normalize import fold_script
@@ -36,7 +36,7 @@ def test_the_manifest_holds_the_mean_of_every_vector_and_vectors_read_back_by_id
 
 
 def test_past_mean_sample_passages_the_mean_is_of_a_uniform_sample_by_id(location, monkeypatch):
-    monkeypatch.setattr(milvus_writer, "MEAN_SAMPLE", 4)
+    monkeypatch.setattr(milvus_store, "MEAN_SAMPLE", 4)
     documents = corpus()
     vectors = build(location, documents)
     rows = [(passage_id(doc_id, i), v) for doc_id in documents for i, v in enumerate(vectors[doc_id])]
