@@ -62,8 +62,9 @@ ocr:
 	fi
 
 # Retrieval accuracy (evals/README.md): every set, or one with SET=xquad|drcd|cmrc|seed; STORE=milvus asks a
-# Milvus Lite server (started and stopped by the run) instead of the embedded store.
-eval: model
+# Milvus Lite server (started and stopped by the run) instead of the embedded store. The formats set prints its PDFs
+# with Chromium and reads its scanned pages with Tesseract: a fresh machine needs both.
+eval: model browser ocr
 	$(PY) -m evals $(if $(SET),--set $(SET),) $(if $(STORE),--store $(STORE),)
 
 # 64 clients for 60 s against one gunicorn worker over $(INDEX), with the waiting-questions bound on and then off
