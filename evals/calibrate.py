@@ -4,8 +4,7 @@
 
 Examples: the hits of the gold document among the top 5 of every question of the xquad, drcd, cmrc and seed
 rows (relevant), and the top-5 hits of the abstain rows' questions, asked of a corpus without their answer
-(not relevant). One logistic regression per language pair over (cosine, keyword coverage, margin, BM25 per keyword,
-unknown keywords).
+(not relevant). One logistic regression per language pair over service/relevance.py's FEATURES.
 Tuning and reporting are kept apart: the model and the thresholds are fitted on the even-numbered questions
 of every row; the table printed is measured on the odd-numbered ones. The default threshold is the highest that
 keeps every in-corpus row's R@5 within MAX_R5_LOSS of no threshold on the tuning questions; each language pair's

@@ -9,7 +9,8 @@ next ones, the share of those keywords that no passage in the corpus contains at
 team, a person or a place the documents never name), and how close the hit and the question each sit to the corpus
 as a whole (their mean cosine to its passages, through the build's mean vector): a passage near everything matches
 any question on its topic, and a question near everything fits any passage (hubness), most of all in a small corpus
-of one subject. Cosines of related texts differ by language pair (English
+of one subject; and, within a language, the longest run of the question's characters the hit holds unbroken (a
+question asked of a passage copies a phrase of it; one about another passage on the topic shares a name). Cosines of related texts differ by language pair (English
 questions over Chinese passages score ~.78 where Chinese over Chinese scores ~.91), so each pair has its own
 weights. They are fitted on in-corpus questions (the gold passage is relevant) and on questions asked against a
 corpus that does not hold their answer (nothing is), and stored in relevance.json next to this file. Each pair's
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -28,8 +30,10 @@ from stores.contract import Candidates, StoredPassage
 
 MODEL_FILE = Path(__file__).with_name("relevance.json")
 # the model's inputs, in its weights' order (then the bias)
-FEATURES = ("cosine", "coverage", "margin", "bm25", "unknown", "passage_mean_cosine", "question_mean_cosine")
+FEATURES = ("cosine", "coverage", "margin", "bm25", "unknown", "passage_mean_cosine", "question_mean_cosine",
+            "shared_run")
 MARGIN_OF = 4  # the best dense cosine minus the mean of the next MARGIN_OF
+_NOT_TEXT = re.compile(r"[\W_]+")  # spaces and punctuation: a shared run is of letters, digits and characters
 
 
 @dataclass(frozen=True)
@@ -93,10 +97,26 @@ def dense_margin(cosines: list[float]) -> float:
     return ranked[0] - sum(ranked[1 : MARGIN_OF + 1]) / len(ranked[1 : MARGIN_OF + 1]) if len(ranked) > 1 else 0.0
 
 
+def shared_run(question: str, passage: str) -> float:
+    """The longest run of `question` that `passage` holds unbroken, as a share of the question's length (both
+    folded, lower-cased, with no spaces or punctuation: run_text)."""
+    best = 0
+    for start in range(len(question)):
+        end = start + best + 1  # only a longer run than the best so far matters
+        while end <= len(question) and question[start:end] in passage:
+            best, end = end - start, end + 1
+    return best / len(question) if question else 0.0
+
+
+def run_text(normalized: str) -> str:
+    return _NOT_TEXT.sub("", normalized)
+
+
 @dataclass(frozen=True)
 class Evidence:
     """What a hit's relevance is judged on, gathered once per question by the retriever."""
     question_family: str
+    question_run: str  # the folded, lower-cased question as run_text, for shared_run
     question_words: set[str]  # every keyword token, for the highlight
     own: list[str]  # the question's content keywords
     translated: list[str]  # and their CC-CEDICT translations
@@ -111,27 +131,30 @@ class Evidence:
     question_mean_cosine: float  # the question's
 
     @classmethod
-    def of(cls, language: str, query_tokens: list[str], translated: list[str], pivot_words: int, dense: Candidates,
-           keyword: Candidates, pivot: Candidates, unknown: set[str], mean_cosines: dict[int, float],
+    def of(cls, language: str, normalized: str, query_tokens: list[str], translated: list[str], pivot_words: int,
+           dense: Candidates, keyword: Candidates, pivot: Candidates, unknown: set[str], mean_cosines: dict[int, float],
            question_mean_cosine: float) -> Evidence:
-        """`pivot_words`: how many the question has; `unknown`: the keywords (own or translated) no passage contains."""
+        """`normalized`: the question folded and lower-cased; `pivot_words`: how many it has; `unknown`: the
+        keywords (own or translated) no passage contains."""
         cosines = dense.by_id()
         own = content_words(query_tokens)
-        return cls(family(language), set(query_tokens), own, translated, cosines, min(cosines.values(), default=0.0),
+        return cls(family(language), run_text(normalized), set(query_tokens), own, translated, cosines, min(cosines.values(), default=0.0),
                    dense_margin(list(cosines.values())), _per_word(keyword, len(query_tokens)),
                    _per_word(pivot, pivot_words), _share(own, unknown), _share(translated, unknown), mean_cosines,
                    question_mean_cosine)
 
-    def features(self, passage: StoredPassage) -> tuple[str, float, float, float, float, float, float, float]:
+    def features(self, passage: StoredPassage) -> tuple[str, float, float, float, float, float, float, float, float]:
         """The language pair, then FEATURES: the model's inputs. Across languages the keywords are the
-        translations and the BM25 is the pivot words'."""
+        translations, the BM25 is the pivot words' and no run is shared."""
         passage_family = family(passage.language)
         same = passage_family == self.question_family or "mixed" in (passage_family, self.question_family)
         keywords, bm25, unknown = ((self.own, self.own_bm25, self.own_unknown) if same else
                                    (self.translated, self.pivot_bm25, self.translated_unknown))
+        text = passage.folded.casefold()
         return (pair_of(self.question_family, passage_family), self.cosines.get(passage.id, self.lowest),
-                coverage(keywords, passage.folded.casefold()), self.margin, bm25.get(passage.id, 0.0), unknown,
-                self.mean_cosines[passage.id], self.question_mean_cosine)
+                coverage(keywords, text), self.margin, bm25.get(passage.id, 0.0), unknown,
+                self.mean_cosines[passage.id], self.question_mean_cosine,
+                shared_run(self.question_run, run_text(text)) if same else 0.0)
 
     def relevance(self, passage: StoredPassage) -> float:
         return relevance_model().relevance(*self.features(passage))

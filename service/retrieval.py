@@ -145,8 +145,9 @@ class Retriever:
             ranked = self._rank(dense, keyword, crossed, pivot, language, mode)
             spans = self._cited_spans(ranked, top_k)
             mean_cosines = self._mean_cosines([passage.id for passage, _ in spans])
-        return language, spans, Evidence.of(language, query_tokens, translated, len(pivot_words), dense, keyword,
-                                             pivot, unknown, mean_cosines, float(embedded @ self._mean_vector))
+        evidence = Evidence.of(language, normalized, query_tokens, translated, len(pivot_words), dense, keyword, pivot,
+                               unknown, mean_cosines, float(embedded @ self._mean_vector))
+        return language, spans, evidence
 
     def _dense(self, vector: np.ndarray, scope: Scope) -> Future[Candidates]:
         return _DENSE_SEARCHES.submit(self.store.dense, vector, CANDIDATES, scope)

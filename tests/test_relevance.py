@@ -11,7 +11,8 @@ from flask.testing import FlaskClient
 
 from service import create_app
 from service.cli import main as cli_main
-from service.relevance import FEATURES, Evidence, RelevanceModel, coverage, dense_margin, relevance_model
+from service.relevance import (FEATURES, Evidence, RelevanceModel, coverage, dense_margin, relevance_model, run_text,
+                               shared_run)
 from service.retrieval import Retriever
 from stores.contract import Candidates, StoredPassage
 from stores.embedded import EmbeddedLocation
@@ -45,27 +46,41 @@ def test_coverage_and_margin():
     assert dense_margin([0.9]) == 0.0
 
 
-def _passage(language: str) -> StoredPassage:
-    return StoredPassage(0, "d", "t", 0, 1, 0, 1, "x", "x", language)
+def _passage(language: str, folded: str = "x") -> StoredPassage:
+    return StoredPassage(0, "d", "t", 0, 1, 0, 1, folded, folded, language)
+
+
+def test_shared_run_is_the_longest_unbroken_run_of_the_question_within_a_language():
+    assert run_text("openai与aws的协议, 价值多少？") == "openai与aws的协议价值多少"
+    assert shared_run("abcdef", "xxabcyydefg") == 0.5  # "abc" and "def" apart: the longer of them
+    assert shared_run("abcdef", "zz") == 0.0 and shared_run("", "abc") == 0.0
+    assert shared_run("abab", "abab") == 1.0
+    nothing = Candidates.empty()
+    evidence = Evidence.of("zh-Hans", "协议的价值是多少？", ["协议", "价值", "多少"], ["deal", "value"], 2, nothing, nothing,
+                           nothing, set(), {0: 0.8}, 0.7)
+    copied = evidence.features(_passage("zh-Hans", "这份协议的价值是一百亿美元。"))[-1]
+    named = evidence.features(_passage("zh-Hans", "另一份协议签于去年。"))[-1]
+    assert copied == pytest.approx(6 / 8) and named == pytest.approx(2 / 8)  # "协议的价值是" against "协议"
+    assert evidence.features(_passage("en", "the deal's value"))[-1] == 0.0  # across languages no run is shared
 
 
 def test_unknown_is_the_share_of_keywords_no_passage_contains():
     nothing = Candidates.empty()
-    evidence = Evidence.of("en", ["who", "won", "super", "bowl", "50"], ["赢", "超级", "碗"], 4, nothing, nothing,
-                           nothing, {"super", "bowl", "超级"}, {0: 0.8}, 0.7)
+    evidence = Evidence.of("en", "who won super bowl 50?", ["who", "won", "super", "bowl", "50"], ["赢", "超级", "碗"], 4,
+                           nothing, nothing, nothing, {"super", "bowl", "超级"}, {0: 0.8}, 0.7)
     assert evidence.own == ["won", "super", "bowl", "50"]  # stopwords carry no topic
     assert evidence.features(_passage("en"))[UNKNOWN] == 0.5  # English passages: the question's own words
     assert evidence.features(_passage("zh-Hans"))[UNKNOWN] == pytest.approx(1 / 3)  # Chinese ones: the translations
-    empty = Evidence.of("zh-Hans", [], [], 0, nothing, nothing, nothing, set(), {0: 0.8}, 0.7)
+    empty = Evidence.of("zh-Hans", "😀", [], [], 0, nothing, nothing, nothing, set(), {0: 0.8}, 0.7)
     assert empty.features(_passage("zh-Hans"))[UNKNOWN] == 1.0
-    assert evidence.features(_passage("en"))[-2:] == (0.8, 0.7)  # the hit's and the question's mean cosines
+    assert evidence.features(_passage("en"))[-3:-1] == (0.8, 0.7)  # the hit's and the question's mean cosines
 
 
 def test_bm25_per_keyword_is_the_own_keywords_within_a_language_and_the_pivot_words_across():
     nothing = Candidates.empty()
     keyword = Candidates(np.array([0]), np.array([3.0]), np.array(["en"]))
     pivot = Candidates(np.array([0]), np.array([2.0]), np.array(["en"]))
-    evidence = Evidence.of("en", ["openai", "deal", "worth"], ["协议"], 4, nothing, keyword, pivot, set(), {0: 0.8}, 0.7)
+    evidence = Evidence.of("en", "openai deal worth", ["openai", "deal", "worth"], ["协议"], 4, nothing, keyword, pivot, set(), {0: 0.8}, 0.7)
     assert evidence.features(_passage("en"))[4] == 1.0  # 3.0 over three keywords
     assert evidence.features(_passage("zh-Hant"))[4] == 0.5  # 2.0 over four pivot words
 
