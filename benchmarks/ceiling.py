@@ -14,6 +14,7 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8")
@@ -84,7 +85,8 @@ def share_of_peak(ceiling: dict, passages_per_second: float, precision: str = "f
 def run(index_root: Path, sample: int = 512) -> dict:
     """The ceiling, then each passage encoder on the same sample of the corpus's passages: the raw
     sentence-transformers call (one encode of the whole sample, batches of 32: the issue's reference), the
-    build's engine (sorted by tokens), and ONNX Runtime fp32 and int8 where `make model` exported them."""
+    build's engine (sorted by tokens), torch's bf16 autocast where the CPU has bf16 instructions (with its vectors'
+    cosine to the fp32 ones), and ONNX Runtime fp32 and int8 where `make model` exported them."""
     from benchmarks import indexing
     from indexer.embedding import InProcessEngine, configured_model, load_embedder
     from indexer.onnx_backend import onnx_path
@@ -94,7 +96,14 @@ def run(index_root: Path, sample: int = 512) -> dict:
     prompt = (torch_encoder.model.prompts or {}).get("passage", "")
     model_dir = Path(configured_model(None))
     result = measure(model_dir, torch_encoder.token_counts([prompt + p for p in passages]))
-    rates = {"sentence-transformers fp32 (raw)": _rate(lambda: torch_encoder.passages(passages), passages, torch_encoder)}
+    raw_rate, raw_vectors = _timed(lambda: torch_encoder.passages(passages), passages, torch_encoder)
+    rates = {"sentence-transformers fp32 (raw)": raw_rate}
+    if "bf16" in result["peak_gflops"]:
+        bf16_rate, bf16_vectors = _timed(lambda: _in_bf16(lambda: torch_encoder.passages(passages)), passages,
+                                         torch_encoder, warm=lambda: _in_bf16(lambda: torch_encoder.passages(passages[:32])))
+        rates["sentence-transformers, torch bf16 autocast"] = bf16_rate
+        cosines = np.sum(raw_vectors * bf16_vectors, axis=1)  # both L2-normalized
+        result["bf16_cosine_to_fp32"] = {"mean": float(cosines.mean()), "lowest": float(cosines.min())}
     engine = InProcessEngine(torch_encoder)
     rates["build engine, torch fp32, sorted by tokens"] = _rate(
         lambda: list(engine.embed((str(i).encode(), p) for i, p in enumerate(passages))), passages, torch_encoder)
@@ -104,12 +113,24 @@ def run(index_root: Path, sample: int = 512) -> dict:
             rates[f"ONNX Runtime {backend.removeprefix('onnx').strip('-') or 'fp32'}"] = _rate(
                 lambda: encoder.passages(passages), passages, encoder)
     result["passages_per_second"] = rates
-    result["share_of_fp32_peak"] = {name: share_of_peak(result, rate) for name, rate in rates.items()}
+    result["share_of_peak"] = {precision: {name: share_of_peak(result, rate, precision) for name, rate in rates.items()}
+                               for precision in result["peak_gflops"]}
     return result
 
 
 def _rate(encode, passages: list[str], encoder) -> float:
-    encoder.passages(passages[:32])  # warm
+    return _timed(encode, passages, encoder)[0]
+
+
+def _timed(encode, passages: list[str], encoder, warm=None) -> tuple[float, object]:
+    """Passages/s of `encode` over `passages`, after a warm call (first calls pick kernels), and what it returned."""
+    (warm or (lambda: encoder.passages(passages[:32])))()
     started = time.perf_counter()
-    encode()
-    return len(passages) / (time.perf_counter() - started)
+    encoded = encode()
+    return len(passages) / (time.perf_counter() - started), encoded
+
+
+def _in_bf16(encode):
+    """`encode` under torch's CPU autocast to bf16: matrix products in bf16 through oneDNN, the rest fp32."""
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        return encode()

@@ -70,15 +70,30 @@ def ceiling_section(section: dict) -> list[str]:
              + f"torch fp32 GEMM on {section['threads']} threads, the shapes one encoder layer multiplies for a "
              f"batch of {section['batch']} average passages: "
              + ", ".join(f"{shape} {rate:.0f}" for shape, rate in section["gemm_gflops"]["fp32"].items())
-             + f" GFLOP/s; peak **{peak:.0f} GFLOP/s**. The model reads {section['mean_tokens']:.0f} tokens per "
-             f"passage on average: {section['flops_per_passage'] / 1e9:.2f} GFLOP each "
-             f"({section['flops_per_passage_padded'] / 1e9:.2f} with the padding of unsorted batches of "
+             + f" GFLOP/s; peak **{peak:.0f} GFLOP/s**" + _bf16_peak(section) + ". The model reads "
+             f"{section['mean_tokens']:.0f} tokens per passage on average: {section['flops_per_passage'] / 1e9:.2f} "
+             f"GFLOP each ({section['flops_per_passage_padded'] / 1e9:.2f} with the padding of unsorted batches of "
              f"{section['batch']}).", "",
-             "| passage encoder | passages/s | useful GFLOP/s | share of fp32 peak |", "|---|---|---|---|"]
+             "| passage encoder | passages/s | useful GFLOP/s | "
+             + " | ".join(f"share of {precision} peak" for precision in section["share_of_peak"]) + " |",
+             "|---|---|---|" + "---|" * len(section["share_of_peak"])]
     for name, rate in section["passages_per_second"].items():
         lines.append(f"| {name} | {rate:.1f} | {rate * section['flops_per_passage'] / 1e9:.0f} | "
-                     f"{section['share_of_fp32_peak'][name]:.0%} |")
+                     + " | ".join(f"{shares[name]:.0%}" for shares in section["share_of_peak"].values()) + " |")
+    if "bf16_cosine_to_fp32" in section:
+        agreement = section["bf16_cosine_to_fp32"]
+        lines += ["", f"bf16 autocast's passage vectors against fp32's on the same sample: cosine mean "
+                      f"{agreement['mean']:.5f}, lowest {agreement['lowest']:.5f}."]
     return [*lines, ""]
+
+
+def _bf16_peak(section: dict) -> str:
+    """The bf16 GEMM rates and peak, where the CPU has bf16 instructions (benchmarks/ceiling.py measured them)."""
+    if "bf16" not in section["gemm_gflops"]:
+        return ""
+    rates, peak = section["gemm_gflops"]["bf16"], section["peak_gflops"]["bf16"]
+    return (f"; torch bf16 GEMM, the same shapes: " + ", ".join(f"{shape} {rate:.0f}" for shape, rate in rates.items())
+            + f" GFLOP/s, peak **{peak:.0f} GFLOP/s** ({peak / section['peak_gflops']['fp32']:.2f}× fp32)")
 
 
 def overload_section(section: dict) -> list[str]:
