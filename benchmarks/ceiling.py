@@ -99,8 +99,9 @@ def run(index_root: Path, sample: int = 512) -> dict:
     raw_rate, raw_vectors = _timed(lambda: torch_encoder.passages(passages), passages, torch_encoder)
     rates = {"sentence-transformers fp32 (raw)": raw_rate}
     if "bf16" in result["peak_gflops"]:
-        bf16_rate, bf16_vectors = _timed(lambda: _in_bf16(lambda: torch_encoder.passages(passages)), passages,
-                                         torch_encoder, warm=lambda: _in_bf16(lambda: torch_encoder.passages(passages[:32])))
+        bf16_rate, bf16_vectors = _timed(
+            lambda: _in_bf16(lambda: torch_encoder.passages(passages)), passages, torch_encoder,
+            warm=lambda: _in_bf16(lambda: torch_encoder.passages(passages[:32])))
         rates["sentence-transformers, torch bf16 autocast"] = bf16_rate
         cosines = np.sum(raw_vectors * bf16_vectors, axis=1)  # both L2-normalized
         result["bf16_cosine_to_fp32"] = {"mean": float(cosines.mean()), "lowest": float(cosines.min())}

@@ -10,11 +10,12 @@ team, a person or a place the documents never name), and how close the hit and t
 as a whole (their mean cosine to its passages, through the build's mean vector): a passage near everything matches
 any question on its topic, and a question near everything fits any passage (hubness), most of all in a small corpus
 of one subject; and, within a language, the longest run of the question's characters the hit holds unbroken (a
-question asked of a passage copies a phrase of it; one about another passage on the topic shares a name). Cosines of related texts differ by language pair (English
-questions over Chinese passages score ~.78 where Chinese over Chinese scores ~.91), so each pair has its own
-weights. They are fitted on in-corpus questions (the gold passage is relevant) and on questions asked against a
-corpus that does not hold their answer (nothing is), and stored in relevance.json next to this file. Each pair's
-bias is shifted so that one default threshold applies that pair's own (evals/calibrate.py).
+question asked of a passage copies a phrase of it; one about another passage on the topic shares a name). Cosines
+of related texts differ by language pair (English questions over Chinese passages score ~.78 where Chinese over
+Chinese scores ~.91), so each pair has its own weights. They are fitted on in-corpus questions (the gold passage
+is relevant) and on questions asked against a corpus that does not hold their answer (nothing is), and stored in
+relevance.json next to this file. Each pair's bias is shifted so that one default threshold applies that pair's
+own (evals/calibrate.py).
 """
 from __future__ import annotations
 
@@ -138,10 +139,10 @@ class Evidence:
         keywords (own or translated) no passage contains."""
         cosines = dense.by_id()
         own = content_words(query_tokens)
-        return cls(family(language), run_text(normalized), set(query_tokens), own, translated, cosines, min(cosines.values(), default=0.0),
-                   dense_margin(list(cosines.values())), _per_word(keyword, len(query_tokens)),
-                   _per_word(pivot, pivot_words), _share(own, unknown), _share(translated, unknown), mean_cosines,
-                   question_mean_cosine)
+        return cls(family(language), run_text(normalized), set(query_tokens), own, translated, cosines,
+                   min(cosines.values(), default=0.0), dense_margin(list(cosines.values())),
+                   _per_word(keyword, len(query_tokens)), _per_word(pivot, pivot_words), _share(own, unknown),
+                   _share(translated, unknown), mean_cosines, question_mean_cosine)
 
     def features(self, passage: StoredPassage) -> tuple[str, float, float, float, float, float, float, float, float]:
         """The language pair, then FEATURES: the model's inputs. Across languages the keywords are the
