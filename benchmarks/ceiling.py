@@ -17,14 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8")
+from indexer.cpu_features import cpu_flags, has_bf16
+
 GEMM_SECONDS = 1.5  # per shape and precision: long enough for a steady rate
-
-
-def cpu_flags() -> dict[str, bool]:
-    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    present = set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
-    return {flag: flag in present for flag in FLAGS}
 
 
 def gemm_gflops(tokens: int, inner: int, outer: int, dtype: torch.dtype) -> float:
@@ -64,7 +59,7 @@ def measure(model_dir: Path, lengths: list[int], batch: int = 32) -> dict:
     config = json.loads((model_dir / "config.json").read_text())
     flags = cpu_flags()
     tokens = batch * round(sum(lengths) / len(lengths))  # one batch of average passages
-    precisions = {"fp32": torch.float32, **({"bf16": torch.bfloat16} if flags["avx512_bf16"] or flags["amx_bf16"] else {})}
+    precisions = {"fp32": torch.float32, **({"bf16": torch.bfloat16} if has_bf16(flags) else {})}
     gemm = {name: {f"{m}x{k}x{n}": gemm_gflops(m, k, n, dtype) for m, k, n in layer_shapes(config, tokens)}
             for name, dtype in precisions.items()}
     return {

@@ -1,5 +1,5 @@
 """python -m evals [--set xquad|drcd|cmrc|seed|formats ...] [--limit N] [--rebuild] [--datasets DIR] [--model M]
-                 [--backend torch|onnx|onnx-int8] [--report NAME] [--store embedded|milvus]
+                 [--backend torch|torch-bf16|onnx|onnx-int8] [--report NAME] [--store embedded|milvus]
 
 --store milvus starts a Milvus Lite server (data in evals/.cache/milvus/) and evaluates every row over a Milvus
 collection per corpus instead of the embedded store, reached over HTTP as a Milvus cluster would be."""
@@ -30,9 +30,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder with xquad/, drcd/, cmrc2018/ (default: ../shared/datasets)")
     parser.add_argument("--model", default=None, help="sentence-transformers folder or hub id (default: $QA_MODEL)")
     parser.add_argument("--backend", choices=BACKENDS, default=None,
-                        help="how the model runs (default: $QA_BACKEND, else torch)")
+                        help="how the model runs (default: $QA_BACKEND, else torch-bf16 where the CPU has bf16, "
+                             "else torch)")
     parser.add_argument("--report", default=None, metavar="NAME",
-                        help="write evals/results/NAME.md (default: latest, or the backend's name if not torch)")
+                        help="write evals/results/NAME.md (default: latest, or the backend's name if not this CPU's "
+                             "default)")
     parser.add_argument("--store", choices=("embedded", "milvus"), default="embedded",
                         help="the passage store the rows are asked against (default: embedded)")
     parser.add_argument("--passage-units", type=int, default=None, metavar="N",
@@ -48,15 +50,15 @@ def main(argv: list[str] | None = None) -> int:
 
     from evals import report
     from evals.runner import run
-    from indexer.embedding import EXACT_BACKENDS, ModelMissingError, configured_backend
+    from indexer.embedding import ModelMissingError, configured_backend, passage_backend
     from indexer.passages import Chunking
 
     try:
         backend = configured_backend(args.backend)
     except ValueError as error:
         parser.error(str(error))
-    # a non-default backend's run must not replace latest.md, the shipped configuration's results
-    report_name = args.report or ("latest" if backend in EXACT_BACKENDS else backend)
+    # another backend than this CPU's default must not replace latest.md, the shipped configuration's results
+    report_name = args.report or ("latest" if backend == passage_backend() else backend)
     if args.store != "embedded":
         report_name = args.report or f"{report_name}-{args.store}".removeprefix("latest-")
     try:

@@ -1,5 +1,5 @@
-"""python -m indexer build --corpus DIR --index DIR [--model M] [--backend torch|onnx|onnx-int8] [--max-file-mb N]
-[--max-pages N] [--file-timeout S] [--force] [--no-wait] [--milvus-uri URI [--collection NAME]] [--ray local|auto|ADDRESS]
+"""python -m indexer build --corpus DIR --index DIR [--model M] [--backend torch|torch-bf16|onnx|onnx-int8]
+[--max-file-mb N] [--max-pages N] [--file-timeout S] [--force] [--no-wait] [--milvus-uri URI [--collection NAME]] [--ray local|auto|ADDRESS]
 
 Incremental: only files whose bytes changed are read again and only passages never embedded are encoded
 (caches in INDEX/cache/). One build at a time per index: a second one waits for the first, or with --no-wait
@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--index", type=Path, default=Path("index"))
     build.add_argument("--model", default=None, help="sentence-transformers folder or hub id (default: $QA_MODEL)")
     build.add_argument("--backend", choices=BACKENDS, default=None,
-                       help="how the model runs (default: $QA_BACKEND, else torch); recorded in the index's model id")
+                       help="how the model runs (default: $QA_BACKEND, else torch-bf16 where the CPU has bf16 "
+                            "instructions, else torch); recorded in the index's manifest")
     build.add_argument("--passage-units", type=int, default=None, metavar="N",
                        help="passage size in units (a Han character or a Latin word each; default 160 — see evals/README.md)")
     build.add_argument("--max-file-mb", type=float, default=None, metavar="N",

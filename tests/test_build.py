@@ -26,7 +26,7 @@ def test_seed_index_has_every_article_and_a_complete_manifest(seed_index, embedd
     assert sorted(manifest["corpus"]["files"]) == SEED_DOCS
     assert manifest["counts"]["documents"] == 5 and manifest["counts"]["skipped"] == 0
     assert manifest["counts"]["passages"] == opened.store.passage_count == opened.vectors.ntotal > 50
-    assert manifest["model"] == {"id": "multilingual-e5-small", "dim": 384}
+    assert manifest["model"] == {"id": "multilingual-e5-small", "dim": 384, "passage_backend": embedder.backend}
     assert manifest["vector_index"] == "Flat" and manifest["build_seconds"] > 0
     titles = {doc: opened.store.document(doc).title for doc in SEED_DOCS}
     assert titles["000_3861388c3be20388.txt"] == "为什么微软必须拯救OpenAI"
