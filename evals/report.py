@@ -164,8 +164,8 @@ def markdown(result: RunResult) -> str:
         f"- Python {machine['python']}, torch {machine['torch']}, sentence-transformers "
         f"{machine['sentence-transformers']}, onnxruntime {machine.get('onnxruntime', 'not recorded')}, "
         f"faiss-cpu {machine['faiss-cpu']}, bm25s {machine['bm25s']}",
-        f"- model: {result.model_id}; passages of {result.chunking.target_units} units, "
-        f"{result.chunking.overlap_units} overlapping",
+        f"- model: {result.model_id}, passages encoded with {result.passage_backend}; passages of "
+        f"{result.chunking.target_units} units, {result.chunking.overlap_units} overlapping",
         f"- store: {result.store}" + (" (a Milvus Lite server on loopback, one collection per corpus)"
                                       if result.store == "milvus" else " (SQLite + bm25s + FAISS)"),
         "- indexes (passages per corpus):",

@@ -1,8 +1,8 @@
 """Build (or reuse) an index per eval corpus, ask every row's questions in each mode, collect metrics.
 
 Indexes are cached in evals/.cache/<corpus>-<units>u[-<backend>]/ (an index root like the service's), keyed
-by everything that changes what the indexer writes: the corpus files, the model id (which names the backend
-unless torch), the passage size and overlap, the index format, and the source of text/ and indexer/.
+by everything that changes what the indexer writes: the corpus files, the encoder's identity (model, backend and
+weights), the passage size and overlap, the index format, and the source of text/ and indexer/.
 Questions are encoded once per distinct text, in batches, and the vector is passed to all three modes,
 which run over the same index.
 """
@@ -29,7 +29,7 @@ from evals.metrics import CUTOFF, abstains, first_relevant_rank, gold_kept, shar
 from stores.contract import FORMAT_VERSION, IndexUnusable, StoreLocation
 from stores.embedded import EmbeddedLocation
 from indexer.build import build_index
-from indexer.embedding import Embedder, load_embedder
+from indexer.embedding import FP32_BACKEND, Embedder, load_embedder
 from indexer.passages import Chunking
 from service.relevance import relevance_model
 from service.retrieval import Hit, Mode, Retriever
@@ -86,6 +86,7 @@ class RunResult:
     store: str  # "embedded", or the other store every row was asked against (--store)
     rows: list[RowResult] = field(default_factory=list)
     min_relevance: float = 0.0  # the default threshold kept_r5 and abstained were measured at
+    passage_backend: str = FP32_BACKEND  # how the indexes' passages were encoded
 
 
 def source_hash(root: Path = PROJECT_ROOT, folders: tuple[str, ...] = INDEXER_SOURCES) -> str:
@@ -96,16 +97,16 @@ def source_hash(root: Path = PROJECT_ROOT, folders: tuple[str, ...] = INDEXER_SO
     return digest.hexdigest()
 
 
-def index_key(corpus: Corpus, model_id: str, chunking: Chunking) -> str:
-    parts = [corpus.fingerprint(), model_id, str(chunking.target_units), str(chunking.overlap_units),
+def index_key(corpus: Corpus, encoder: str, chunking: Chunking) -> str:
+    parts = [corpus.fingerprint(), encoder, str(chunking.target_units), str(chunking.overlap_units),
              str(FORMAT_VERSION), source_hash()]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 def cache_dir(cache_root: Path, corpus: Corpus, embedder: Embedder, chunking: Chunking) -> Path:
-    """One folder per corpus, passage size and backend, so torch and int8 indexes never replace each other."""
-    backend = embedder.model_id.partition("+")[2]
-    return cache_root / (f"{corpus.name}-{chunking.target_units}u" + (f"-{backend}" if backend else ""))
+    """One folder per corpus, passage size and backend, so fp32, bf16 and int8 indexes never replace each other."""
+    suffix = "" if embedder.backend == FP32_BACKEND else f"-{embedder.backend}"
+    return cache_root / f"{corpus.name}-{chunking.target_units}u{suffix}"
 
 
 def cached_retriever(corpus: Corpus, embedder: Embedder, cache_root: Path = CACHE_ROOT,
@@ -116,7 +117,7 @@ def cached_retriever(corpus: Corpus, embedder: Embedder, cache_root: Path = CACH
     pipeline version, so only what the change affects is re-read or re-encoded (--rebuild: everything)."""
     root = cache_dir(cache_root, corpus, embedder, chunking)
     location = store.location(root) if store else EmbeddedLocation(root)
-    key = index_key(corpus, embedder.model_id, chunking) + (store.name if store else "")
+    key = index_key(corpus, embedder.identity or embedder.model_id, chunking) + (store.name if store else "")
     key_file = root / (KEY_FILE + (f"-{store.name}" if store else ""))
     if not rebuild and key_file.is_file() and key_file.read_text() == key:
         try:
@@ -249,6 +250,7 @@ def run(sets: list[str], datasets: Path = DEFAULT_DATASETS, limit: int | None = 
         sets=list(sets),
         limit=limit,
         model_id=embedder.model_id,
+        passage_backend=embedder.backend,
         chunking=chunking,
         machine=machine_description(),
         indexes=indexes,
