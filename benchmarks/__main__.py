@@ -25,7 +25,7 @@ from benchmarks.loadgen import ROOT
 from benchmarks.soak import seed_questions
 from evals.datasets import SEED_CORPUS
 from stores import index_dir
-from indexer.embedding import Encoder, configured_backend, load_embedder, question_backend
+from indexer.embedding import FP32_BACKEND, Encoder, load_embedder, question_backend
 from stores.faiss_index import load_vector_index
 
 HERE = Path(__file__).resolve().parent
@@ -38,17 +38,17 @@ PDF_PAGES, QUICK_PDF_PAGES = 200, 30
 @dataclass
 class Encoders:
     questions: dict[str, Encoder]  # the service's backend first, then torch (the issue's reference) if another
-    passages: tuple[str, Encoder]  # the indexer's backend
+    passages: tuple[str, Encoder]  # raw fp32 torch: issue 15's reference for the build, whatever it runs
     packed: Encoder  # the service's encoder exactly as it loads it: short batches packed (indexer/packing.py)
 
 
 def encoders_to_measure() -> Encoders:
     """The raw models (padded batches, as people run them) and the service's own encoder beside them."""
-    passage_backend, served = configured_backend(), question_backend()
+    served = question_backend()
     loaded = {backend: load_embedder(None, backend, side_by_side=backend == served)  # the served one as served
-              for backend in dict.fromkeys((served, "torch", passage_backend))}
-    questions = {b: loaded[b] for b in dict.fromkeys((served, "torch"))}
-    return Encoders(questions, (passage_backend, loaded[passage_backend]),
+              for backend in dict.fromkeys((served, FP32_BACKEND))}
+    questions = {b: loaded[b] for b in dict.fromkeys((served, FP32_BACKEND))}
+    return Encoders(questions, (FP32_BACKEND, loaded[FP32_BACKEND]),
                     load_embedder(None, served, side_by_side=True, packed=True))
 
 

@@ -80,10 +80,10 @@ def share_of_peak(ceiling: dict, passages_per_second: float, precision: str = "f
 def run(index_root: Path, sample: int = 512) -> dict:
     """The ceiling, then each passage encoder on the same sample of the corpus's passages: the raw
     sentence-transformers call (one encode of the whole sample, batches of 32: the issue's reference), the
-    build's engine (sorted by tokens), torch's bf16 autocast where the CPU has bf16 instructions (with its vectors'
+    build's engine with the backend a build here picks (sorted by tokens), torch's bf16 autocast where the CPU has bf16 instructions (with its vectors'
     cosine to the fp32 ones), and ONNX Runtime fp32 and int8 where `make model` exported them."""
     from benchmarks import indexing
-    from indexer.embedding import InProcessEngine, configured_model, load_embedder
+    from indexer.embedding import FP32_BACKEND, InProcessEngine, configured_backend, configured_model, load_embedder
     from indexer.onnx_backend import onnx_path
 
     passages = indexing.sample_passages(index_root, sample)
@@ -100,9 +100,11 @@ def run(index_root: Path, sample: int = 512) -> dict:
         rates["sentence-transformers, torch bf16 autocast"] = bf16_rate
         cosines = np.sum(raw_vectors * bf16_vectors, axis=1)  # both L2-normalized
         result["bf16_cosine_to_fp32"] = {"mean": float(cosines.mean()), "lowest": float(cosines.min())}
-    engine = InProcessEngine(torch_encoder)
-    rates["build engine, torch fp32, sorted by tokens"] = _rate(
-        lambda: list(engine.embed((str(i).encode(), p) for i, p in enumerate(passages))), passages, torch_encoder)
+    backend = configured_backend()  # what a build here runs
+    build_encoder = torch_encoder if backend == FP32_BACKEND else load_embedder(None, backend)
+    engine = InProcessEngine(build_encoder)
+    rates[f"build engine, {backend}, sorted by tokens"] = _rate(
+        lambda: list(engine.embed((str(i).encode(), p) for i, p in enumerate(passages))), passages, build_encoder)
     for backend in ("onnx", "onnx-int8"):
         if onnx_path(model_dir, backend).is_file():
             encoder = load_embedder(None, backend)

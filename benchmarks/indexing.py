@@ -32,6 +32,8 @@ def build(corpus: Path, index_root: Path) -> dict:
         "encode_seconds": manifest["encode_seconds"],
         "outside_encode_share": 1 - manifest["encode_seconds"] / manifest["build_seconds"],
         "per_second": passages / manifest["build_seconds"],
+        "embedded_per_second": manifest["work"]["passages_embedded"] / manifest["build_seconds"],
+        "passage_backend": manifest["model"].get("passage_backend", "torch"),  # recorded since issue 15's bf16
         "process_seconds": wall,  # also interpreter start-up and loading the model
         "peak_rss_mb": peak_rss_mb,
         "work": manifest["work"],  # files processed, passages embedded / cached, stage_seconds
