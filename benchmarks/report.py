@@ -67,7 +67,8 @@ def lower_precision_lines(name: str, result: dict, machine: dict) -> list[str]:
     value, backend = ratios(result)["build_embedded"], build.get("passage_backend", "not recorded")
     what = f"build passages embedded/s ({backend}) ÷ raw sentence-transformers fp32 passages/s"
     if machine.get("lower_precision_flags", "none") == "none":
-        return [f"| {name} | {what} (no bf16/VNNI on this CPU: see the ceiling's share of peak) | – | {value:.2f} | – |"]
+        return [f"| {name} | {what} (no bf16/VNNI on this CPU: see the ceiling's share of peak) | – | "
+                f"{value:.2f} | – |"]
     met = value >= LOWER_PRECISION_BUILD_MIN
     return [f"| {name} | {what} | ≥ {LOWER_PRECISION_BUILD_MIN}× | {value:.2f} | {'yes' if met else '**no**'} |"]
 
@@ -180,8 +181,8 @@ def targets_section(document: dict) -> list[str]:
 def floor_section(corpora: dict) -> list[str]:
     lines = ["## The floor (the raw model and FAISS, nothing of ours)", "",
              "Questions are encoded by the service's backend (and by sentence-transformers on torch, the issue's "
-             "reference, when that is another); passages by sentence-transformers fp32 on torch, issue 15's reference for "
-             "the build, whichever backend the build runs.", "",
+             "reference, when that is another); passages by sentence-transformers fp32 on torch, issue 15's "
+             "reference for the build, whichever backend the build runs.", "",
              "| corpus | question backend | questions | encode 1 question p50 / p99 ms | q/s encoded 1 / 4 / 8 / 16 "
              "at a time | passages/s (batches of 32) | FAISS search p50 ms (vectors, k) |", "|---|---|---|---|---|---|---|"]
     for name, result in corpora.items():

@@ -1,5 +1,6 @@
 """python -m indexer build --corpus DIR --index DIR [--model M] [--backend torch|torch-bf16|onnx|onnx-int8]
-[--max-file-mb N] [--max-pages N] [--file-timeout S] [--force] [--no-wait] [--milvus-uri URI [--collection NAME]] [--ray local|auto|ADDRESS]
+[--max-file-mb N] [--max-pages N] [--file-timeout S] [--force] [--no-wait] [--milvus-uri URI [--collection NAME]]
+[--ray local|auto|ADDRESS]
 
 Incremental: only files whose bytes changed are read again and only passages never embedded are encoded
 (caches in INDEX/cache/). One build at a time per index: a second one waits for the first, or with --no-wait

@@ -149,8 +149,9 @@ class LazyEncoder(Encoder):
     when the configured backend is torch or torch-bf16: they share indexes (INTERCHANGEABLE_BACKENDS), ONNX
     loads in ~2 s where importing sentence-transformers and torch takes ~8 s, and torch's faster passage rate
     only makes up for that over a few hundred passages (measured, AMD EPYC 2 cores: 8.0 vs 2.3 s to load, 16.6
-    vs 13.2 passages/s; with bf16's 1.7× the break-even falls to ~140 passages, estimated from those rates). The vectors go into the cache under this encoder's identity, which already digests every
-    file of the model folder, the ONNX export included."""
+    vs 13.2 passages/s; with bf16's 1.7× the break-even falls to ~140 passages, estimated from those rates).
+    The vectors go into the cache under this encoder's identity, which already digests every file of the model
+    folder, the ONNX export included."""
 
     FEW_PASSAGES = 256
 
