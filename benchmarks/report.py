@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from benchmarks import corpus  # noqa: E402
 from evals.runner import machine_description  # noqa: E402
-from indexer.cpu_features import cpu_flags  # noqa: E402
+from indexer.cpu_features import lower_precision_flags  # noqa: E402
 from indexer.embedding import LazyEncoder  # noqa: E402
 from benchmarks.report_sections import EXTRACT_SHARE_MAX, REBUILD_SHARE_MAX, sections_lines  # noqa: E402
 from stores.faiss_index import NPROBE, index_spec  # noqa: E402
@@ -23,9 +23,7 @@ ANN_RECALL_MIN, ANN_P50_MAX_MS, ANN_MEMORY_MAX_MB = 0.95, 20.0, 1024.0
 
 
 def machine() -> dict[str, str]:
-    lower = [flag for flag, present in cpu_flags().items() if present and ("bf16" in flag or "int8" in flag
-                                                                           or "vnni" in flag)]
-    return {**machine_description(), "lower_precision_flags": ", ".join(lower) or "none",
+    return {**machine_description(), "lower_precision_flags": ", ".join(lower_precision_flags()) or "none",
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 
 
@@ -64,8 +62,8 @@ def lower_precision_lines(name: str, result: dict, machine: dict) -> list[str]:
     build = result["build"]
     if build["work"]["passages_embedded"] <= LazyEncoder.FEW_PASSAGES:
         return []
-    value, backend = ratios(result)["build_embedded"], build.get("passage_backend", "not recorded")
-    what = f"build passages embedded/s ({backend}) ÷ raw sentence-transformers fp32 passages/s"
+    value = ratios(result)["build_embedded"]
+    what = f"build passages embedded/s ({build['passage_backend']}) ÷ raw sentence-transformers fp32 passages/s"
     if machine.get("lower_precision_flags", "none") == "none":
         return [f"| {name} | {what} (no bf16/VNNI on this CPU: see the ceiling's share of peak) | – | "
                 f"{value:.2f} | – |"]
@@ -241,7 +239,7 @@ def build_section(corpora: dict) -> list[str]:
         b = result["build"]
         lines.append(
             f"| {name} | {b['documents']:,} | {b['passages']:,} | {b['build_seconds']:.1f} | {b['per_second']:.1f} | "
-            f"{ratios(result)['build']:.2f} | {b.get('passage_backend', 'torch')} | {b['embedded_per_second']:.1f} | "
+            f"{ratios(result)['build']:.2f} | {b['passage_backend']} | {b['embedded_per_second']:.1f} | "
             f"{ratios(result)['build_embedded']:.2f} | {b['outside_encode_share']:.1%} | {b['peak_rss_mb']:.0f} | "
             f"{b['process_seconds']:.1f} | {b['vector_index']} |")
     return lines + [""]

@@ -4,6 +4,8 @@ Ray build against the embedded store and an in-process build (benchmarks/stores.
 (benchmarks/soak.py), and the whole service at a million passages (benchmarks/million.py)."""
 from __future__ import annotations
 
+from indexer.cpu_features import LOWER_PRECISION_FLAGS
+
 # The issues' targets: a rebuild's share of the cold build, the read stage's share of a PDF's build, Milvus' p50
 # against the embedded store's, and the answered p99 under overload against one client's.
 REBUILD_SHARE_MAX, EXTRACT_SHARE_MAX, MILVUS_P50_MAX, OVERLOAD_P99_MAX = 0.05, 0.10, 2.0, 3.0
@@ -59,7 +61,7 @@ def million_section(section: dict) -> list[str]:
 def ceiling_section(section: dict) -> list[str]:
     """The CPU's GEMM peak, the model's FLOPs per passage, and each passage encoder's share of the peak."""
     flags = section["flags"]
-    low_precision = [f for f in ("avx512_bf16", "amx_bf16", "avx512_vnni", "avx_vnni", "amx_int8") if flags[f]]
+    low_precision = [f for f in LOWER_PRECISION_FLAGS if flags.get(f)]
     peak = section["peak_gflops"]["fp32"]
     lines = [f"## Hardware ceiling for passage encoding ({section['corpus_name']} corpus sample)", "",
              *_provenance(section),

@@ -9,7 +9,8 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8")
+LOWER_PRECISION_FLAGS = ("avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8")  # bf16 or int8 paths
+FLAGS = ("avx2", "fma", "avx512f", *LOWER_PRECISION_FLAGS)
 
 
 @cache
@@ -22,3 +23,7 @@ def cpu_flags() -> dict[str, bool]:
 def has_bf16(flags: dict[str, bool] | None = None) -> bool:
     flags = cpu_flags() if flags is None else flags
     return flags.get("avx512_bf16", False) or flags.get("amx_bf16", False)
+
+
+def lower_precision_flags() -> list[str]:
+    return [flag for flag in LOWER_PRECISION_FLAGS if cpu_flags()[flag]]
