@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -19,6 +20,9 @@ from flask.testing import FlaskClient
 from indexer.build import build_index
 from indexer.embedding import FP32_BACKEND, Embedder, load_embedder
 from service import create_app
+from service.retrieval import Retriever
+from stores.embedded import EmbeddedLocation
+from stores.index_dir import open_index
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"
@@ -31,6 +35,20 @@ def embedder() -> Embedder:
     """fp32 torch on every CPU, so the tests' tolerances hold wherever they run; bf16, which a build picks on a
     CPU with bf16 instructions, has its own tests (test_bf16.py), and every CLI build the tests start runs it there."""
     return load_embedder(None, FP32_BACKEND)
+
+
+def index_passages(root: Path, encoder: Embedder) -> tuple[list[tuple], np.ndarray]:
+    """Every passage of the index at `root` as (doc_id, start, end, text, folded), in order, and their vectors."""
+    opened = open_index(root, encoder.model_id, encoder.dim)
+    stored = opened.store.passages(list(range(opened.store.passage_count)))
+    rows = [(p.doc_id, p.start, p.end, p.text, p.folded) for _, p in sorted(stored.items())]
+    return rows, opened.vectors.reconstruct_n(0, opened.vectors.ntotal)
+
+
+def index_answers(root: Path, encoder: Embedder, questions: list[str]) -> list[list[tuple]]:
+    """Each question's top 5 hits from the index at `root`, as (doc_id, start, end)."""
+    retriever = Retriever(EmbeddedLocation(root).open(encoder.model_id, encoder.dim), encoder)
+    return [[(h.doc_id, h.start, h.end) for h in retriever.ask(question, 5).hits] for question in questions]
 
 
 @pytest.fixture(scope="session")

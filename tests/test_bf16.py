@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, index_answers, index_passages
 from indexer.build import build_index
 from indexer.caches import EmbeddingCache
 from indexer.embedding import Encoder, configured_backend, load_embedder, passage_backend
-from service.retrieval import Retriever
-from stores.embedded import EmbeddedLocation
-from stores.index_dir import open_index
 
 SEED = sorted((ROOT / "corpus").glob("*.txt"))
 QUESTIONS = [json.loads(line)["question"]
@@ -63,14 +59,13 @@ def test_a_bf16_build_records_its_backend_caches_apart_from_fp32_and_serves_fp32
     shutil.copy(SEED[0], corpus)
     built = build_index(corpus, root, bf16, progress=False).manifest
     assert built["model"]["passage_backend"] == "torch-bf16" and built["work"]["passages_embedded"] > 0
-    folded = [row[4] for row in _passages(root, bf16)[0]]
+    folded = [row[4] for row in index_passages(root, bf16)[0]]
     for identity, held in ((bf16.identity, len(set(folded))), (embedder.identity, 0)):
         cache = EmbeddingCache(root, identity)
         found = cache.get_many([cache.key(text) for text in folded])
         cache.close()
         assert len(found) == held
-    served = Retriever(EmbeddedLocation(root).open(embedder.model_id, embedder.dim), embedder)
-    assert served.ask(QUESTIONS[0], 5).hits
+    assert index_answers(root, embedder, QUESTIONS[:1])[0]  # fp32 questions over the bf16 index
 
 
 def test_an_incremental_bf16_build_equals_a_forced_one_within_bf16_rounding(tmp_path, bf16):
@@ -84,24 +79,13 @@ def test_an_incremental_bf16_build_equals_a_forced_one_within_bf16_rounding(tmp_
     work = build_index(corpus, root, bf16, progress=False).manifest["work"]
     assert work["files_processed"] == 1 and 0 < work["passages_embedded"] < work["passages_cached"]
     build_index(corpus, forced_root, bf16, progress=False, force=True)
-    rows, vectors = _passages(root, bf16)
-    forced_rows, forced_vectors = _passages(forced_root, bf16)
+    rows, vectors = index_passages(root, bf16)
+    forced_rows, forced_vectors = index_passages(forced_root, bf16)
     assert rows == forced_rows and SEED[0].name not in {row[0] for row in rows}
     assert (vectors * forced_vectors).sum(axis=1).min() > BF16_MIN_COSINE
-    answers, forced_answers = _answers(root, bf16), _answers(forced_root, bf16)
+    answers, forced_answers = index_answers(root, bf16, QUESTIONS), index_answers(forced_root, bf16, QUESTIONS)
     assert [hits[0] for hits in answers] == [hits[0] for hits in forced_answers]
     # near-tied hits may swap places (measured on this corpus: 2 of 78 questions' top 5 reordered, none changed)
     same_five = sum(set(hits) == set(forced) for hits, forced in zip(answers, forced_answers))
     assert same_five >= 0.95 * len(answers)
 
-
-def _passages(root: Path, encoder: Encoder) -> tuple[list[tuple], np.ndarray]:
-    opened = open_index(root, encoder.model_id, encoder.dim)
-    stored = opened.store.passages(list(range(opened.store.passage_count)))
-    return ([(p.doc_id, p.start, p.end, p.text, p.folded) for _, p in sorted(stored.items())],
-            opened.vectors.reconstruct_n(0, opened.vectors.ntotal))
-
-
-def _answers(root: Path, encoder: Encoder) -> list[list[tuple]]:
-    retriever = Retriever(EmbeddedLocation(root).open(encoder.model_id, encoder.dim), encoder)
-    return [[(h.doc_id, h.start) for h in retriever.ask(question, 5).hits] for question in QUESTIONS]

@@ -14,15 +14,13 @@ import numpy as np
 import psutil
 import pytest
 
-from conftest import ROOT
-from stores.embedded import EmbeddedLocation
+from conftest import ROOT, index_answers, index_passages
 from stores import index_dir
 from indexer.build import build_index
 from indexer.caches import EmbeddingCache
 from stores.index_dir import open_index
 from indexer.passages import Chunking
 from indexer.process import Settings, pipeline_version
-from service.retrieval import Retriever
 from text.normalize import fold_script
 
 SEED = sorted((ROOT / "corpus").glob("*.txt"))
@@ -48,18 +46,6 @@ def _change(corpus: Path) -> None:
     (corpus / SEED[4].name).unlink()
 
 
-def _passages(root: Path, embedder) -> tuple[list[tuple], np.ndarray]:
-    opened = open_index(root, embedder.model_id, embedder.dim)
-    stored = opened.store.passages(list(range(opened.store.passage_count)))
-    rows = [(p.doc_id, p.start, p.end, p.text, p.folded) for _, p in sorted(stored.items())]
-    return rows, opened.vectors.reconstruct_n(0, opened.vectors.ntotal)
-
-
-def _answers(root: Path, embedder) -> list[list[tuple]]:
-    retriever = Retriever(EmbeddedLocation(root).open(embedder.model_id, embedder.dim), embedder)
-    return [[(h.doc_id, h.start, h.end) for h in retriever.ask(q["question"], 5).hits] for q in QUESTIONS[::4]]
-
-
 def test_an_incremental_build_does_only_the_changed_work_and_equals_a_forced_build(tmp_path, embedder):
     corpus, root = _corpus(tmp_path), tmp_path / "index"
     cold = build_index(corpus, root, embedder, progress=False).manifest
@@ -71,11 +57,12 @@ def test_an_incremental_build_does_only_the_changed_work_and_equals_a_forced_bui
     forced = build_index(corpus, tmp_path / "forced", embedder, progress=False, force=True).manifest
     assert forced["work"]["files_processed"] == 5 and forced["work"]["passages_cached"] == 0
 
-    incremental_rows, incremental_vectors = _passages(root, embedder)
-    forced_rows, forced_vectors = _passages(tmp_path / "forced", embedder)
+    incremental_rows, incremental_vectors = index_passages(root, embedder)
+    forced_rows, forced_vectors = index_passages(tmp_path / "forced", embedder)
     assert incremental_rows == forced_rows
     np.testing.assert_allclose(incremental_vectors, forced_vectors, atol=1e-4)
-    assert _answers(root, embedder) == _answers(tmp_path / "forced", embedder)
+    questions = [q["question"] for q in QUESTIONS[::4]]
+    assert index_answers(root, embedder, questions) == index_answers(tmp_path / "forced", embedder, questions)
 
     docs = {row[0] for row in incremental_rows}
     assert "new.txt" in docs and SEED[4].name not in docs
