@@ -128,8 +128,9 @@ class Embedder(Encoder):
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def _precision(self, prompt_name: str):
-        """bf16 autocast for torch-bf16's passages: matrix products in bf16 through oneDNN, norms, softmax and the
-        pooling in fp32 (torch's CPU autocast lists). Autocast is per thread, so concurrent calls are safe."""
+        """bf16 autocast for torch-bf16's passages: matrix products in bf16 through oneDNN, and the ops after them
+        (layer norm, softmax, GELU) take their bf16 outputs as they are; the vectors come back float32. Autocast is
+        per thread, so concurrent calls are safe."""
         import torch
 
         if self.backend == "torch-bf16" and prompt_name == "passage":
