@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     location = locate(StoreConfig.from_env(args.index, args.milvus_uri, args.collection))
 
     def up_to_date() -> bool:
-        return is_up_to_date(args.corpus, location, model_id(model, backend), chunking, max_bytes, limits)
+        return is_up_to_date(args.corpus, location, model_id(model), chunking, max_bytes, limits)
 
     if not args.force and not args.jobs and up_to_date():
         print(f"index at {args.index} is up to date with {args.corpus} (use --force to rebuild)")

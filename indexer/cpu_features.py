@@ -25,5 +25,10 @@ def has_bf16(flags: dict[str, bool] | None = None) -> bool:
     return flags.get("avx512_bf16", False) or flags.get("amx_bf16", False)
 
 
+def has_int8_dot(flags: dict[str, bool] | None = None) -> bool:
+    flags = cpu_flags() if flags is None else flags
+    return any(flags.get(flag, False) for flag in ("avx512_vnni", "avx_vnni", "amx_int8"))
+
+
 def lower_precision_flags() -> list[str]:
     return [flag for flag in LOWER_PRECISION_FLAGS if cpu_flags()[flag]]

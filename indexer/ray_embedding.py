@@ -67,7 +67,7 @@ class RayEngine:
     def __init__(self, address: str, location: str | None = None, backend: str | None = None,
                  workers: int | None = None, batch_size: int = 32, window: int = 20_000) -> None:
         self.location, self.backend = _absolute(configured_model(location)), configured_backend(backend)
-        self.model_id = model_id(self.location, self.backend)
+        self.model_id = model_id(self.location)
         self.identity = encoder_identity(self.location, self.backend)
         self.batch_size, self.window = batch_size, window
         self._owns_ray = _start_ray(address)

@@ -29,10 +29,13 @@ def bf16() -> Encoder:
 @pytest.mark.parametrize("flags, expected", [
     ({"avx512_bf16": True, "amx_bf16": False}, "torch-bf16"),
     ({"avx512_bf16": False, "amx_bf16": True}, "torch-bf16"),
-    ({"avx512_bf16": False, "amx_bf16": False, "avx512_vnni": True}, "torch"),  # int8 dot products only
+    ({"avx512_bf16": False, "amx_bf16": False, "avx512_vnni": True}, "onnx-int8"),  # int8 dot products only
+    ({"avx_vnni": True}, "onnx-int8"),
+    ({"amx_int8": True}, "onnx-int8"),
+    ({"avx2": True, "avx512f": True}, "torch"),
     ({}, "torch"),
 ])
-def test_passages_run_in_bf16_only_where_the_cpu_has_bf16_instructions(flags, expected):
+def test_passages_run_in_bf16_where_the_cpu_has_bf16_instructions_else_int8_where_it_has_vnni(flags, expected):
     assert passage_backend(flags) == expected
 
 

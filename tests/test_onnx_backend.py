@@ -1,5 +1,5 @@
-"""The ONNX exports `make model` writes (fp32: the service's question encoder by default; int8: QA_BACKEND=onnx-int8),
-against the torch model they came from."""
+"""The ONNX exports `make model` writes (fp32: the service's question encoder by default; int8: passages where the
+CPU has VNNI but no bf16, or QA_BACKEND=onnx-int8), against the torch model they came from."""
 from __future__ import annotations
 
 import json
@@ -11,18 +11,17 @@ import numpy as np
 import pytest
 
 from stores.embedded import EmbeddedLocation
-from stores import index_dir
 from indexer.build import build_index
 from indexer.embedding import DEFAULT_MODEL, Encoder, configured_backend, load_embedder, model_id, question_backend
 from indexer.onnx_backend import OnnxEmbedder, load_onnx_embedder
-from indexer.onnx_backend import is_exported
+from indexer.onnx_backend import fp32_products, is_exported, onnx_path
 from service.retrieval import Retriever
 
 ROOT = Path(__file__).resolve().parent.parent
-# Measured on the seed questions and passages: min cosine int8 vs torch ~0.98 (XQuAD: 0.977 queries,
-# 0.983 passages); fp32 ONNX is ~1.0. The thresholds leave room for other CPUs' int8 kernels.
-MIN_COSINE = 0.95
-MEAN_COSINE = 0.98
+# int8 passages against torch's (measured, AMD EPYC with VNNI: dataset paragraphs mean .9993, lowest .9986); the
+# thresholds leave room for other CPUs' int8 kernels.
+MIN_COSINE = 0.99
+MEAN_COSINE = 0.995
 README_QUESTIONS = [("OpenAI與AWS的協議價值多少？", "002_88511f47bc2856da.txt"),
                     ("微软自研的AI芯片叫什么？", "004_e0dd1fc4cceb475f.txt"),
                     ("How much will OpenAI spend on servers by 2030?", "003_69a75a54e2ab49f8.txt")]
@@ -42,10 +41,9 @@ def test_make_model_exported_the_int8_model_and_it_is_current():
     assert is_exported(DEFAULT_MODEL)
 
 
-def test_backend_is_part_of_the_model_id(int8, embedder):
-    assert int8.model_id == "multilingual-e5-small+onnx-int8" == model_id(str(DEFAULT_MODEL), "onnx-int8")
-    assert embedder.model_id == "multilingual-e5-small"
-    assert int8.dim == embedder.dim
+def test_the_model_id_names_no_backend(int8, embedder):
+    assert int8.model_id == embedder.model_id == model_id(str(DEFAULT_MODEL)) == "multilingual-e5-small"
+    assert int8.dim == embedder.dim and int8.identity != embedder.identity  # the embedding cache keeps them apart
 
 
 def test_unknown_backend_is_refused(monkeypatch):
@@ -54,36 +52,42 @@ def test_unknown_backend_is_refused(monkeypatch):
         configured_backend()
 
 
-def test_int8_vectors_agree_with_torch(int8, embedder):
-    questions = [q["question"] for q in seed_questions()][:24]
+def test_int8_passages_agree_with_torch_and_its_questions_are_fp32_onnx_ones(int8, embedder):
     passages = [p.read_text(encoding="utf-8")[:600] for p in sorted((ROOT / "corpus").glob("*.txt"))]
-    for encode in ("queries", "passages"):
-        texts = questions if encode == "queries" else passages
-        ours, theirs = getattr(int8, encode)(texts, 8), getattr(embedder, encode)(texts, 8)
-        assert ours.dtype == np.float32 and ours.shape == theirs.shape
-        np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
-        cosines = (ours * theirs).sum(axis=1)
-        assert cosines.min() > MIN_COSINE and cosines.mean() > MEAN_COSINE, (encode, cosines.min(), cosines.mean())
+    ours, theirs = int8.passages(passages, 8), embedder.passages(passages, 8)
+    assert ours.dtype == np.float32 and ours.shape == theirs.shape
+    np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+    cosines = (ours * theirs).sum(axis=1)
+    assert cosines.min() > MIN_COSINE and cosines.mean() > MEAN_COSINE and cosines.max() < 1 - 1e-6, cosines
+    questions = [q["question"] for q in seed_questions()][:24]
+    np.testing.assert_array_equal(int8.queries(questions, 8), load_embedder(None, "onnx").queries(questions, 8))
 
 
-def test_batching_changes_vectors_only_slightly(int8):
+def test_the_products_after_gelu_stay_fp32():
+    import onnx
+
+    names = fp32_products(onnx.load(str(onnx_path(DEFAULT_MODEL, "onnx"))))
+    assert names == [f"/bert/encoder/layer.{i}/output/dense/MatMul" for i in range(12)]
+    int8_graph = onnx.load(str(onnx_path(DEFAULT_MODEL, "onnx-int8"))).graph
+    assert {node.name for node in int8_graph.node if node.op_type == "MatMul"} == set(names)
+    assert sum(node.op_type == "MatMulInteger" for node in int8_graph.node) == 36 - 12
+
+
+def test_batching_changes_passage_vectors_only_slightly(int8):
     """Activations are quantized per batch (dynamic int8), so a text's vector depends a little on its batch."""
-    texts = ["微软自研的AI芯片叫什么？", "How much will OpenAI spend on servers by 2030?", "短"]
-    together = int8.queries(texts, 3)
-    alone = np.stack([int8.queries([t], 1)[0] for t in texts])
+    texts = ["微软自研的AI芯片由台积电代工。", "OpenAI will spend on servers by 2030.", "短"]
+    together = int8.passages(texts, 3)
+    alone = np.stack([int8.passages([t], 1)[0] for t in texts])
     assert (together * alone).sum(axis=1).min() > 0.99
 
 
-def test_int8_index_answers_seed_questions_and_refuses_the_other_backend(tmp_path, int8, embedder, seed_index):
+def test_an_int8_index_records_its_backend_and_answers_fp32_questions(tmp_path, int8, embedder):
     root = tmp_path / "index"
-    build_index(ROOT / "corpus", root, int8, progress=False)
-    retriever = Retriever(EmbeddedLocation(root).open(int8.model_id, int8.dim), int8)
+    built = build_index(ROOT / "corpus", root, int8, progress=False).manifest
+    assert built["model"]["passage_backend"] == "onnx-int8"
+    retriever = Retriever(EmbeddedLocation(root).open(embedder.model_id, embedder.dim), embedder)
     for question, doc_id in README_QUESTIONS:
         assert retriever.ask(question, 5).hits[0].doc_id == doc_id, question
-    with pytest.raises(index_dir.IndexUnusable, match="built with model multilingual-e5-small"):
-        index_dir.open_index(root, embedder.model_id, embedder.dim)
-    with pytest.raises(index_dir.IndexUnusable, match=r"runs multilingual-e5-small\+onnx-int8"):
-        index_dir.open_index(seed_index, int8.model_id, int8.dim)
 
 
 # fp32 ONNX runs the same weights: measured min cosine 0.9999999 on the seed questions.
@@ -150,6 +154,8 @@ def test_the_service_encodes_questions_on_onnx_unless_configured(app, monkeypatc
     assert question_backend() == "onnx"
     monkeypatch.setenv("QA_BACKEND", "torch")
     assert question_backend() == "torch"
+    monkeypatch.setenv("QA_BACKEND", "onnx-int8")  # int8 passages, fp32 questions: the service loads no int8 model
+    assert question_backend() == "onnx"
     monkeypatch.delenv("QA_BACKEND")
     unexported = tmp_path / "another-model"  # a QA_MODEL folder `make model` did not export: torch
     unexported.mkdir()

@@ -64,8 +64,8 @@ def test_a_backend_without_a_packing_graph_is_not_packed(padded):
     encoder pads, and says so."""
     int8 = load_onnx_embedder(DEFAULT_MODEL, "e5", "onnx-int8", packed=True)
     assert not int8.packed
-    vectors = int8.queries(["微软自研的AI芯片叫什么？", "How much?"], 2)
-    assert (vectors * padded.queries(["微软自研的AI芯片叫什么？", "How much?"], 2)).sum(axis=1).min() > 0.95
+    vectors = int8.passages(["微软自研的AI芯片", "OpenAI's servers"], 2)
+    assert (vectors * padded.passages(["微软自研的AI芯片", "OpenAI's servers"], 2)).sum(axis=1).min() > 0.99
 
 
 def test_only_a_graph_of_fused_attention_fed_no_computed_positions_is_packed():
