@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 
+from text import bilingual
 from text.bilingual import TRANSLATIONS, lexicon, parse_cedict
 from service.retrieval import Retriever
 from stores.contract import Scope
@@ -53,6 +54,19 @@ def test_the_shipped_dictionary_translates_common_words_most_frequent_first():
 @pytest.fixture(scope="module")
 def retriever(app: Flask) -> Retriever:
     return app.extensions["qa_state"].current.retriever
+
+
+def test_a_later_process_reads_the_parsed_dictionary_from_the_cache_and_a_damaged_copy_is_parsed_anew(tmp_path,
+                                                                                                      monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    parsed = bilingual._cached_lexicon()
+    (cached,) = (tmp_path / "bilingual-qa").glob("cedict-*.json")
+    assert parsed == lexicon()  # the same as this process's own parse
+    stamp = cached.stat().st_mtime_ns
+    assert bilingual._cached_lexicon() == parsed and cached.stat().st_mtime_ns == stamp  # read, not rewritten
+    cached.write_text('{"truncated": ', encoding="utf-8")
+    assert bilingual._cached_lexicon() == parsed
+    assert cached.stat().st_size > 1_000_000 and list(cached.parent.iterdir()) == [cached]
 
 
 def test_an_english_question_finds_the_chinese_passage_by_its_translated_keywords(retriever: Retriever):
