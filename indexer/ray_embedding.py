@@ -36,13 +36,15 @@ class RayEmbeddingError(EmbeddingFailed):
 
 
 class _PassageActor:
-    """One model per actor, torch held to the actor's CPUs; a pyarrow batch in, its keys and vectors out."""
+    """One model per actor, torch or ONNX Runtime held to the actor's CPUs; a pyarrow batch in, its keys and vectors
+    out."""
 
     def __init__(self, location: str, backend: str, batch_size: int) -> None:
         import ray
 
         threads = max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)))
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        os.environ["QA_ONNX_THREADS"] = str(threads)  # onnx-int8's sessions, held to the actor's CPUs as torch is
         if backend in TORCH_BACKENDS:
             import torch
 

@@ -54,6 +54,7 @@ def _passages() -> list[tuple[bytes, str]]:
 
 
 PASSAGES = _passages()
+CLOSE_TO_FP32 = {"onnx-int8": 0.99}  # cosine to fp32's vectors: int8 passages (a VNNI CPU's default) differ more
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +74,7 @@ def test_every_key_once_with_the_in_process_vectors(engine: RayEngine, embedder:
     expected = embedder.passages([text for _, text in PASSAGES], batch_size=32)
     for (key, text), vector in zip(PASSAGES, expected):
         assert got[key].dtype == np.float32 and got[key].shape == vector.shape
-        assert float(got[key] @ vector) >= 0.9999, text
+        assert float(got[key] @ vector) >= CLOSE_TO_FP32.get(engine.backend, 0.9999), text
     # the cache key an in-process build with the same settings uses (the backend this CPU picks, bf16 or fp32)
     assert engine.model_id == embedder.model_id and engine.identity == LazyEncoder(str(DEFAULT_MODEL)).identity
 
