@@ -25,7 +25,7 @@ $(VENV)/.installed: requirements.txt
 	$(PIP) install --quiet -r requirements.txt
 	touch $@
 
-# The ONNX int8 export (QA_BACKEND=onnx-int8, indexer/onnx_backend.py) is skipped while newer than the weights.
+# The ONNX exports (indexer/onnx_backend.py) are skipped while newer than the weights and made by the current recipe.
 model: install
 	$(PY) -m indexer.convert_model --out $(MODEL_DIR)
 	$(PY) -m indexer.onnx_backend --model $(MODEL_DIR)
