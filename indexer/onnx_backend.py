@@ -77,8 +77,7 @@ class OnnxEmbedder(Encoder):
     # Two calls at once encode 2 cores' worth of questions without waiting for each other's batch
     # (service/batching.py); more add nothing on 2 cores.
     parallel_calls: ClassVar[int] = 2
-    # int8's questions go to fp32 ONNX, loaded on the first one (a build asks none): one at a time, int8 gains them
-    # little, and fp32 questions serve any backend's index.
+    # int8's questions go to fp32 ONNX, loaded on the first one (a build asks none), so they serve any backend's index
     fp32_questions: Callable[[], OnnxEmbedder] | None = None
     _running: int = field(default=0, init=False, repr=False)
     _counting: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
@@ -245,13 +244,12 @@ def write_packing_graph(src: Path, out: Path) -> None:
 
 def quantize(src: Path, out: Path, per_channel: bool = True) -> None:
     import onnx
-    from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     # shape inference knows no com.microsoft fused ops: their outputs are float
     quantize_dynamic(str(src), str(out), weight_type=QuantType.QInt8, per_channel=per_channel,
                      nodes_to_exclude=fp32_products(onnx.load(str(src))),
-                     extra_options={"DefaultTensorType": TensorProto.FLOAT})
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
 
 
 def fp32_products(model: object) -> list[str]:
