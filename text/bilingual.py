@@ -153,7 +153,7 @@ _lexicon: Lexicon | None = None
 
 
 def lexicon() -> Lexicon:
-    """CC-CEDICT, parsed once per process on first use. Parsing takes ~1.5–2 s; every process after the first reads
+    """CC-CEDICT, parsed once per process on first use. Parsing takes 1.8–2.2 s; every process after the first reads
     the copy the first one left in the user's cache (~0.3 s): each build's file workers and each service start."""
     global _lexicon
     with _lock:
