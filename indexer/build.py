@@ -41,7 +41,7 @@ from indexer.workers import DEFAULT_TIMEOUT, DocumentWorkers, Task
 from stores.contract import FORMAT_VERSION, DocumentMeta, StoreLocation, StoreWriter
 from stores.embedded import EmbeddedLocation
 
-EMBED_LOOKUP_DOCUMENTS = 64  # documents whose passages are looked up in the embedding cache at a time
+EMBED_LOOKUP_DOCUMENTS = 64  # documents read from the caches at a time (one query each, not one per document)
 _NOT_CACHED = ("took longer", "crashed")  # reasons that depend on the machine's load, not the file: retried
 
 
@@ -193,9 +193,10 @@ class _Build:
     def _readable(self, files: list[tuple[CorpusFile, str, bytes]], cache: DocumentCache) -> list[_Readable]:
         """The files whose processed form the cache holds (the others are reported skipped), in corpus order."""
         skipped = {s.path for s in self.corpus_report.skipped}
+        failures = cache.failures([key for _, _, key in files])
         readable = []
         for file, sha256, key in files:
-            failure = cache.failure(key)
+            failure = failures[key]
             if file.doc_id in skipped or failure is not None:
                 if failure:
                     self.corpus_report.skip(file.doc_id, failure)
@@ -215,8 +216,9 @@ class _Build:
         """Encode, into the embedding cache, every passage of `changed` whose vector it lacks (each text once)."""
         missing: dict[bytes, str] = {}
         for chunk in _chunks(changed, EMBED_LOOKUP_DOCUMENTS):
-            texts = {embeddings.key(p.folded): p.folded for r in chunk for p in documents.get(r.key).passages}
-            found = set() if self.force else embeddings.get_many(list(texts)).keys()
+            texts = {embeddings.key(p.folded): p.folded
+                     for document in documents.get_many([r.key for r in chunk]) for p in document.passages}
+            found = set() if self.force else embeddings.holds(list(texts))
             missing.update((key, text) for key, text in texts.items() if key not in found)
         started = time.perf_counter()
         self.embedder.expect(len(missing))
@@ -230,14 +232,16 @@ class _Build:
 
     def _write(self, writer: StoreWriter, changed: list[_Readable], gone: list[str], documents: DocumentCache,
                embeddings: EmbeddingCache) -> None:
-        for readable in changed:
-            document = documents.get(readable.key)
-            meta = readable.meta if readable.meta.title else replace(readable.meta, title=document.title)
-            vectors = embeddings.get_many([embeddings.key(p.folded) for p in document.passages])
-            rows = [vectors[embeddings.key(p.folded)] for p in document.passages]
-            writer.write(meta, document, np.stack(rows).astype(np.float32, copy=False), readable.version)
-            self.progress.passages_total += len(document.passages)
-            self.progress.documents_written += 1
+        for chunk in _chunks(changed, EMBED_LOOKUP_DOCUMENTS):
+            loaded = documents.get_many([r.key for r in chunk])
+            keys = [[embeddings.key(p.folded) for p in document.passages] for document in loaded]
+            vectors = embeddings.get_many([key for passage_keys in keys for key in passage_keys])
+            for readable, document, passage_keys in zip(chunk, loaded, keys):
+                meta = readable.meta if readable.meta.title else replace(readable.meta, title=document.title)
+                rows = np.stack([vectors[key] for key in passage_keys]).astype(np.float32, copy=False)
+                writer.write(meta, document, rows, readable.version)
+                self.progress.passages_total += len(document.passages)
+                self.progress.documents_written += 1
         self.progress.passages_cached = max(0, self.progress.passages_total - self.progress.passages_embedded)
         writer.delete(gone)
         self.progress.documents_deleted = len(gone)

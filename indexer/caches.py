@@ -42,14 +42,17 @@ class _GenerationalCache:
         row = self._db.execute("SELECT value FROM meta WHERE name = 'published'").fetchone()
         self.generation = (row[0] if row else 0) + 1
 
-    def _get_many(self, keys: list[bytes]) -> dict[bytes, bytes]:
+    def _get_many(self, keys: list[bytes], value: str | None = None, stamp: bool = True) -> dict[bytes, bytes]:
+        """The entries of `keys` the cache holds: key → `value` (an SQL expression; default: the whole value).
+        `stamp`: mark them used by this build (once per build is enough)."""
         found: dict[bytes, bytes] = {}
         for first in range(0, len(keys), _IN_BATCH):
             batch = keys[first : first + _IN_BATCH]
             marks = ",".join("?" * len(batch))
             found.update(self._db.execute(
-                f"SELECT key, {self._value} FROM {self._table} WHERE key IN ({marks})", batch).fetchall())
-            self._db.execute(f"UPDATE {self._table} SET used = ? WHERE key IN ({marks})", [self.generation, *batch])
+                f"SELECT key, {value or self._value} FROM {self._table} WHERE key IN ({marks})", batch).fetchall())
+            if stamp:
+                self._db.execute(f"UPDATE {self._table} SET used = ? WHERE key IN ({marks})", [self.generation, *batch])
         return found
 
     def _put_many(self, items: Iterable[tuple[bytes, bytes]]) -> None:
@@ -84,14 +87,21 @@ class DocumentCache(_GenerationalCache):
     def contains(self, key: bytes) -> bool:
         return self._db.execute("SELECT 1 FROM documents WHERE key = ?", (key,)).fetchone() is not None
 
-    def get(self, key: bytes) -> ProcessedDocument:
-        """A processed document the cache holds (see `failure` first), marked used."""
-        return ProcessedDocument.from_bytes(self._get_many([key])[key])
+    def get_many(self, keys: list[bytes]) -> list[ProcessedDocument]:
+        """Processed documents the cache holds (`failures` said so, and marked them used), in the order of `keys`."""
+        found = self._get_many(keys, stamp=False)
+        return [ProcessedDocument.from_bytes(found[key]) for key in keys]
 
-    def failure(self, key: bytes) -> str | None:
-        """Why the file could not be read ("" if the cache has no entry); None if it holds a document."""
-        value = self._get_many([key]).get(key)
-        return "" if value is None else value[len(_FAILED):].decode() if value.startswith(_FAILED) else None
+    def failures(self, keys: list[bytes]) -> dict[bytes, str | None]:
+        """Per key: why the file could not be read ("" if the cache has no entry), None if it holds a document.
+        Marks the entries used; reads only a failure's reason, not a document."""
+        reasons = self._get_many(keys, f"CASE WHEN substr(processed, 1, {len(_FAILED)}) = X'{_FAILED.hex()}' "
+                                       "THEN processed END")
+        failures: dict[bytes, str | None] = {}
+        for key in keys:
+            value = reasons.get(key, _FAILED)  # absent: the empty reason
+            failures[key] = None if value is None else value[len(_FAILED):].decode()
+        return failures
 
     def put(self, key: bytes, document: bytes) -> None:
         """`document` as ProcessedDocument.to_bytes() made it (in a worker process)."""
@@ -112,6 +122,10 @@ class EmbeddingCache(_GenerationalCache):
 
     def get_many(self, keys: list[bytes]) -> dict[bytes, np.ndarray]:
         return {key: np.frombuffer(value, dtype=np.float32) for key, value in self._get_many(keys).items()}
+
+    def holds(self, keys: list[bytes]) -> set[bytes]:
+        """The keys with a vector, read without the vectors and not marked used (`get_many` will be)."""
+        return set(self._get_many(keys, "1", stamp=False))
 
     def put_many(self, keys: list[bytes], vectors: np.ndarray) -> None:
         self._put_many((key, np.ascontiguousarray(vector, dtype=np.float32).tobytes()) for key, vector in zip(keys, vectors))

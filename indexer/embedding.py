@@ -148,7 +148,7 @@ class LazyEncoder(Encoder):
     cache (a deleted file, a renamed one) never pays the seconds torch and the weights take to load.
 
     A build told (`expect`) that it will encode at most FEW_PASSAGES loads the ONNX export instead of torch
-    when the configured backend is torch or torch-bf16: they share indexes (INTERCHANGEABLE_BACKENDS), ONNX
+    when the configured backend is torch or torch-bf16: every backend shares indexes (`model_id`), ONNX
     loads in ~2 s where importing sentence-transformers and torch takes ~8 s, and torch's faster passage rate
     only makes up for that over a few hundred passages (measured, AMD EPYC 2 cores: 8.0 vs 2.3 s to load, 16.6
     vs 13.2 passages/s; with bf16's 1.7× the break-even falls to ~140 passages, estimated from those rates).
