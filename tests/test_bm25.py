@@ -1,8 +1,10 @@
 """The keyword side (stores/bm25.py): the top k picks what a full partition picks, at any size; common words are left out of a search."""
 from __future__ import annotations
 
+import bm25s
 import numpy as np
 import pytest
+from bm25s.tokenization import Tokenized
 
 from stores.bm25 import KeywordIndex, VocabularyBuilder, load_keyword_index, save_keyword_index, top_positive
 
@@ -35,6 +37,25 @@ def keyword_index(passages: list[list[str]]) -> KeywordIndex:
     for tokens in passages:
         builder.add(tokens)
     return KeywordIndex(builder.build())
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # bm25s's own loop, over the empty passage
+@pytest.mark.parametrize("passages", [
+    [["的", "长城"], [], ["长城", "长城", "长城", "黄河"], ["黄河", "长江"] * 40],
+    [[]],  # no word at all: the empty token stands in
+    [[f"w{(7 * i + j * j) % 97}" for j in range(1 + i % 23)] for i in range(500)],  # frequent ties in df and tf
+])
+def test_the_array_build_equals_bm25s_own_bit_for_bit(passages: list[list[str]]) -> None:
+    built = keyword_index(passages).retriever
+    vocab: dict[str, int] = {}
+    ids = [[vocab.setdefault(token, len(vocab)) for token in tokens] for tokens in passages]
+    reference = bm25s.BM25()
+    reference.index(Tokenized(ids=ids, vocab=vocab or {"": 0}), show_progress=False)
+    assert built.vocab_dict == reference.vocab_dict
+    assert built.scores["num_docs"] == reference.scores["num_docs"]
+    for part in ("data", "indices", "indptr"):
+        assert built.scores[part].dtype == reference.scores[part].dtype
+        assert np.array_equal(built.scores[part], reference.scores[part])
 
 
 def test_words_in_most_passages_are_left_out_when_others_remain() -> None:
