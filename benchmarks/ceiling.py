@@ -80,11 +80,11 @@ def share_of_peak(ceiling: dict, passages_per_second: float, precision: str = "f
 def run(index_root: Path, sample: int = 512) -> dict:
     """The ceiling, then each passage encoder on the same sample of the corpus's passages: the raw
     sentence-transformers call (one encode of the whole sample, batches of 32: the issue's reference), the
-    build's engine with the backend a build here picks (sorted by tokens), torch's bf16 autocast where the CPU has
+    build's engine with the backend a build here picks (sorted by tokens; and int8, see _build_backends), torch's bf16 autocast where the CPU has
     bf16 instructions (with its vectors' cosine to the fp32 ones), and ONNX Runtime fp32 and int8 where `make model`
     exported them."""
     from benchmarks import indexing
-    from indexer.embedding import FP32_BACKEND, InProcessEngine, configured_backend, configured_model, load_embedder
+    from indexer.embedding import FP32_BACKEND, InProcessEngine, configured_model, load_embedder
     from indexer.onnx_backend import onnx_path
 
     passages = indexing.sample_passages(index_root, sample)
@@ -101,11 +101,11 @@ def run(index_root: Path, sample: int = 512) -> dict:
         rates["sentence-transformers, torch bf16 autocast"] = bf16_rate
         cosines = np.sum(raw_vectors * bf16_vectors, axis=1)  # both L2-normalized
         result["bf16_cosine_to_fp32"] = {"mean": float(cosines.mean()), "lowest": float(cosines.min())}
-    backend = configured_backend()  # what a build here runs
-    build_encoder = encoders.get(backend) or load_embedder(None, backend)
-    engine = InProcessEngine(build_encoder)
-    rates[f"build engine, {backend}, sorted by tokens"] = _rate(
-        lambda: list(engine.embed((str(i).encode(), p) for i, p in enumerate(passages))), passages, build_encoder)
+    for backend in _build_backends(model_dir):
+        build_encoder = encoders.get(backend) or load_embedder(None, backend)
+        engine = InProcessEngine(build_encoder)
+        rates[f"build engine, {backend}, sorted by tokens"] = _rate(
+            lambda: list(engine.embed((str(i).encode(), p) for i, p in enumerate(passages))), passages, build_encoder)
     for backend in ("onnx", "onnx-int8"):
         if onnx_path(model_dir, backend).is_file():
             encoder = load_embedder(None, backend)
@@ -115,6 +115,18 @@ def run(index_root: Path, sample: int = 512) -> dict:
     result["share_of_peak"] = {precision: {name: share_of_peak(result, rate, precision) for name, rate in rates.items()}
                                for precision in result["peak_gflops"]}
     return result
+
+
+def _build_backends(model_dir: Path) -> list[str]:
+    """The backend a build here runs, then int8 too where the CPU has VNNI but a build picks bf16: so that a
+    machine with both measures what a VNNI-only one would build with, against the same raw fp32 rate."""
+    from indexer.cpu_features import has_int8_dot
+    from indexer.embedding import configured_backend
+    from indexer.onnx_backend import onnx_path
+
+    chosen = configured_backend()
+    extra = chosen != "onnx-int8" and has_int8_dot() and onnx_path(model_dir, "onnx-int8").is_file()
+    return [chosen, "onnx-int8"] if extra else [chosen]
 
 
 def _rate(encode, passages: list[str], encoder) -> float:
