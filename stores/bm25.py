@@ -62,9 +62,14 @@ def lucene_scores(tokens: np.ndarray, lengths: np.ndarray, vocabulary: int, k1: 
     their product rounded to float32."""
     passages = len(lengths)
     order = np.argsort(tokens, kind="stable")  # by token, then passage: passages ascend along `tokens`
-    pairs = tokens[order].astype(np.int64) * passages + np.repeat(np.arange(passages), lengths)[order]
+    pairs = tokens[order].astype(np.int64)  # (token, passage) as one int64, built in place: at 1M passages each
+    pairs *= passages  # array of this length is ~1.8 GB
+    pairs += np.repeat(np.arange(passages, dtype=np.int32), lengths)[order]
     del order
-    first = np.flatnonzero(np.diff(pairs, prepend=-1))  # where each (token, passage) pair begins
+    starts = np.ones(len(pairs), dtype=bool)  # where each (token, passage) pair begins
+    np.not_equal(pairs[1:], pairs[:-1], out=starts[1:])
+    first = np.flatnonzero(starts)
+    del starts
     tf = np.diff(np.r_[first, len(pairs)]).astype(np.float32)
     columns, rows = np.divmod(pairs[first], passages)
     del pairs, first
