@@ -7,7 +7,8 @@
               the store holds: a snapshot store (embedded) holds nothing, so every document is written; an
               in-place store (Milvus) gets only the new and changed documents, and deletes the gone ones
   3. embed    passages of the documents to write whose folded text this encoder never embedded are encoded
-              (in process, or on Ray with --ray) into the embedding cache; the model loads only then
+              (in process, or on Ray with --ray) into the embedding cache; the model loads only then. Files
+              the last build embedded into the same cache (the manifest says) are not even looked up
   4. store    the documents to write go to the store with their vectors from the cache, in corpus order
   5. publish  the store makes the build the served one (embedded: FAISS + BM25 + atomic switch of
               INDEX/current); the caches drop entries neither this nor the previous build used
@@ -22,7 +23,7 @@ import hashlib
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -37,45 +38,13 @@ from indexer.freshness import corpus_fingerprint
 from indexer.lock import build_lock
 from indexer.passages import Chunking
 from indexer.process import Settings, pipeline_version
+from indexer.progress import BuildResult, Progress, Timed
 from indexer.workers import DEFAULT_TIMEOUT, DocumentWorkers, Task
 from stores.contract import FORMAT_VERSION, DocumentMeta, StoreLocation, StoreWriter
 from stores.embedded import EmbeddedLocation
 
 EMBED_LOOKUP_DOCUMENTS = 64  # documents read from the caches at a time (one query each, not one per document)
 _NOT_CACHED = ("took longer", "crashed")  # reasons that depend on the machine's load, not the file: retried
-
-
-@dataclass
-class Progress:
-    """What a build has done so far; `report` gets it at every step (jobs show it over HTTP)."""
-    stage: str = "waiting"
-    files_total: int = 0
-    files_done: int = 0
-    files_processed: int = 0  # extracted now (the rest came from the document cache)
-    passages_total: int = 0
-    passages_embedded: int = 0  # encoded now
-    passages_cached: int = 0  # taken from the embedding cache
-    documents_written: int = 0  # new or changed in the store (a snapshot store: all)
-    documents_deleted: int = 0  # gone from the corpus, removed from an in-place store
-    seconds: dict[str, float] = field(default_factory=dict)  # per stage
-
-
-@dataclass(frozen=True)
-class BuildResult:
-    where: str  # the store's description of the published build: its folder, or the Milvus collection
-    manifest: dict
-
-    def summary(self) -> str:
-        m = self.manifest
-        work = m["work"]
-        lines = [
-            f"index {m['build_id']}: {m['counts']['documents']} documents, {m['counts']['passages']} passages, "
-            f"{m['counts']['skipped']} skipped, {m['build_seconds']:.1f} s; processed {work['files_processed']} of "
-            f"{work['files_total']} files, embedded {work['passages_embedded']} passages "
-            f"({work['passages_cached']} from the cache); vectors: {m['vector_index']}",
-        ]
-        lines += [f"  skipped {s['path']}: {s['reason']}" for s in m["skipped"]]
-        return "\n".join(lines)
 
 
 def build_index(corpus: Path, root: Path, embedder: Encoder, progress: bool = True,
@@ -134,13 +103,16 @@ class _Build:
                 stored = writer.stored()
                 changed = [r for r in readable if self.force or stored.get(r.meta.doc_id) != r.version]
                 gone = sorted(stored.keys() - {r.meta.doc_id for r in readable})
+                embedded = self._embedded_by_last_build(embeddings) if not stored else {}
             with self._stage("embed"):
-                self._embed_missing(changed, documents, embeddings)
+                self._embed_missing([r for r in changed if embedded.get(r.meta.doc_id) != r.meta.sha256],
+                                    documents, embeddings)
             with self._stage("store"):
                 self._write(writer, changed, gone, documents, embeddings)
             with self._stage("seal"):
                 sealed = writer.seal()
-            manifest = self._manifest(readable, sealed, fingerprint, time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            manifest = self._manifest(readable, sealed, fingerprint, seconds, embeddings.generation)
             with self._stage("publish"):
                 where = writer.publish(manifest)
                 documents.published()
@@ -154,10 +126,10 @@ class _Build:
         self.report(self.progress)
         return BuildResult(where, manifest)
 
-    def _stage(self, name: str) -> _Timed:
+    def _stage(self, name: str) -> Timed:
         self.progress.stage = name
         self.report(self.progress)
-        return _Timed(self.progress.seconds, name)
+        return Timed(self.progress.seconds, name)
 
     def _read(self, cache: DocumentCache) -> list[tuple[CorpusFile, str, bytes]]:
         """(file, sha256, cache key) of every readable file, after processing those the cache lacks."""
@@ -212,6 +184,18 @@ class _Build:
         described = hashlib.sha256(f"{meta.title}\0{meta.url}\0{meta.date}\0{self.encoder}".encode()).hexdigest()
         return f"{key.hex()}-{described[:16]}"
 
+    def _embedded_by_last_build(self, embeddings: EmbeddingCache) -> dict[str, str]:
+        """doc_id → sha256 of the files the published build wrote, if it embedded them with this encoder and
+        pipeline into this very cache: their vectors are still in it (a snapshot store's build writes, and so marks
+        used, every document, and the cache drops only what neither of the last two builds used), so the embed
+        stage need not decode those documents to look their passages up (~1 s of a rebuild at 20k passages).
+        Empty where anything differs: forced, another encoder or pipeline, a cache made anew since."""
+        previous = None if self.force else self.location.manifest()
+        same = previous is not None and (previous.get("pipeline"), previous.get("encoder"),
+                                         previous.get("embedding_generation")) == (
+            self.pipeline, self.encoder, embeddings.generation - 1)
+        return previous["corpus"]["files"] if same else {}
+
     def _embed_missing(self, changed: list[_Readable], documents: DocumentCache, embeddings: EmbeddingCache) -> None:
         """Encode, into the embedding cache, every passage of `changed` whose vector it lacks (each text once)."""
         missing: dict[bytes, str] = {}
@@ -220,6 +204,9 @@ class _Build:
                      for document in documents.get_many([r.key for r in chunk]) for p in document.passages}
             found = set() if self.force else embeddings.holds(list(texts))
             missing.update((key, text) for key, text in texts.items() if key not in found)
+        self._encode(missing, embeddings)
+
+    def _encode(self, missing: dict[bytes, str], embeddings: EmbeddingCache) -> None:
         started = time.perf_counter()
         self.embedder.expect(len(missing))
         with tqdm(total=len(missing), unit="passage", desc="embedding", disable=not self.bar or not missing) as bar:
@@ -228,7 +215,7 @@ class _Build:
                 self.progress.passages_embedded += len(keys)
                 bar.update(len(keys))
                 self.report(self.progress)
-        self.progress.seconds["encode"] = time.perf_counter() - started
+        self.progress.seconds["encode"] = self.progress.seconds.get("encode", 0.0) + time.perf_counter() - started
 
     def _write(self, writer: StoreWriter, changed: list[_Readable], gone: list[str], documents: DocumentCache,
                embeddings: EmbeddingCache) -> None:
@@ -236,6 +223,11 @@ class _Build:
             loaded = documents.get_many([r.key for r in chunk])
             keys = [[embeddings.key(p.folded) for p in document.passages] for document in loaded]
             vectors = embeddings.get_many([key for passage_keys in keys for key in passage_keys])
+            lost = {key: p.folded for document, passage_keys in zip(loaded, keys)
+                    for key, p in zip(passage_keys, document.passages) if key not in vectors}
+            if lost:  # gone from the cache behind the build's back (_embedded_by_last_build): encoded again
+                self._encode(lost, embeddings)
+                vectors.update(embeddings.get_many(list(lost)))
             for readable, document, passage_keys in zip(chunk, loaded, keys):
                 meta = readable.meta if readable.meta.title else replace(readable.meta, title=document.title)
                 rows = np.stack([vectors[key] for key in passage_keys]).astype(np.float32, copy=False)
@@ -253,7 +245,8 @@ class _Build:
         self.progress.files_done += 1
         self.report(self.progress)
 
-    def _manifest(self, readable: list[_Readable], sealed: dict, fingerprint: str, seconds: float) -> dict:
+    def _manifest(self, readable: list[_Readable], sealed: dict, fingerprint: str, seconds: float,
+                  embedding_generation: int) -> dict:
         p = self.progress
         return {
             "format_version": FORMAT_VERSION,
@@ -265,6 +258,8 @@ class _Build:
             "chunking": asdict(self.settings.chunking),
             "limits": asdict(self.settings.limits),
             "pipeline": self.pipeline,
+            "encoder": self.encoder,  # the embedding cache's identity of the encoder (the next build checks it)
+            "embedding_generation": embedding_generation,  # the embedding cache's, as this build published it
             "max_file_bytes": self.max_file_bytes,
             "counts": {"documents": len(readable), "passages": sealed["passages"],
                        "skipped": len(self.corpus_report.skipped)},
@@ -286,14 +281,3 @@ class _Build:
 def _chunks(items: list, size: int) -> Iterator[list]:
     for first in range(0, len(items), size):
         yield items[first : first + size]
-
-
-class _Timed:
-    def __init__(self, seconds: dict[str, float], name: str) -> None:
-        self.seconds, self.name = seconds, name
-
-    def __enter__(self) -> None:
-        self.started = time.perf_counter()
-
-    def __exit__(self, *exc: object) -> None:
-        self.seconds[self.name] = self.seconds.get(self.name, 0.0) + time.perf_counter() - self.started

@@ -16,7 +16,7 @@ from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
-from indexer.build import Progress
+from indexer.progress import Progress
 from indexer.lock import is_alive
 
 JOBS_DIR = "jobs"

@@ -79,6 +79,35 @@ def test_a_build_without_changes_reads_and_embeds_nothing(tmp_path, embedder):
     assert (work["files_processed"], work["passages_embedded"]) == (0, 0)
 
 
+def test_a_rebuild_looks_up_only_the_files_the_last_build_did_not_embed(tmp_path, embedder, monkeypatch):
+    corpus, root = _corpus(tmp_path), tmp_path / "index"
+    build_index(corpus, root, embedder, progress=False)
+    (corpus / "new.txt").write_text(NEW_DOC, "utf-8")
+    asked: list[bytes] = []
+    holds = EmbeddingCache.holds
+    monkeypatch.setattr(EmbeddingCache, "holds", lambda cache, keys: asked.extend(keys) or holds(cache, keys))
+    manifest = build_index(corpus, root, embedder, progress=False).manifest
+    assert 0 < len(asked) == manifest["work"]["passages_embedded"] <= 3  # the new file's passages alone
+    assert manifest["encoder"] == (embedder.identity or embedder.model_id)
+
+
+def test_vectors_gone_from_the_cache_behind_the_builds_back_are_encoded_again(tmp_path, embedder):
+    corpus, root = _corpus(tmp_path), tmp_path / "index"
+    before = build_index(corpus, root, embedder, progress=False).manifest
+    cache = EmbeddingCache(root, embedder.identity or embedder.model_id)
+    cache._db.execute("DELETE FROM embeddings")  # the generation stays: the next build trusts the last one
+    cache.close()
+    (corpus / "new.txt").write_text(NEW_DOC, "utf-8")
+    after = build_index(corpus, root, embedder, progress=False).manifest
+    forced = build_index(corpus, tmp_path / "forced", embedder, progress=False, force=True).manifest
+    assert after["work"]["passages_embedded"] == forced["work"]["passages_embedded"]  # every distinct text
+    assert after["counts"]["passages"] > before["counts"]["passages"]
+    rows, vectors = index_passages(root, embedder)
+    forced_rows, forced_vectors = index_passages(tmp_path / "forced", embedder)
+    assert rows == forced_rows
+    np.testing.assert_allclose(vectors, forced_vectors, atol=1e-4)
+
+
 def test_the_pipeline_version_follows_the_settings():
     assert pipeline_version(Settings()) == pipeline_version(Settings())
     assert pipeline_version(Settings(Chunking.of(120))) != pipeline_version(Settings())
