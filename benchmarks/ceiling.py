@@ -80,9 +80,9 @@ def share_of_peak(ceiling: dict, passages_per_second: float, precision: str = "f
 def run(index_root: Path, sample: int = 512) -> dict:
     """The ceiling, then each passage encoder on the same sample of the corpus's passages: the raw
     sentence-transformers call (one encode of the whole sample, batches of 32: the issue's reference), the
-    build's engine with the backend a build here picks (sorted by tokens; and int8, see _build_backends), torch's bf16 autocast where the CPU has
-    bf16 instructions (with its vectors' cosine to the fp32 ones), and ONNX Runtime fp32 and int8 where `make model`
-    exported them."""
+    build's engine with the backend a build here picks (sorted by tokens; and int8, see _build_backends), torch's
+    bf16 autocast where the CPU has bf16 instructions (with its vectors' cosine to the fp32 ones), and ONNX Runtime
+    fp32 and int8 where `make model` exported them."""
     from benchmarks import indexing
     from indexer.embedding import FP32_BACKEND, InProcessEngine, configured_model, load_embedder
     from indexer.onnx_backend import onnx_path
