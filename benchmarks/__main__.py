@@ -73,7 +73,8 @@ def bench_corpus(name: str, corpus_root: Path, questions: list[str], encoders: E
     with timed(timings, f"{name}: HTTP"):
         served_encoder, most = encoders.questions[served], max(query.CLIENTS)
         result["http"] = query.measure(index_root, questions, Path(f"/tmp/bench-gunicorn-{name}.log"),
-                                       raw_rate=lambda: floor.batches_per_second(served_encoder, questions, most))
+                                       raw_rate=lambda: floor.batches_per_second(served_encoder, questions, most),
+                                       raw_single=lambda: floor.single_p50_ms(served_encoder, questions))
     result["question_vectors"] = vectors
     return result
 

@@ -58,6 +58,12 @@ def question_floor(encoder: Encoder, questions: list[str], batch_sizes: Sequence
     return result
 
 
+def single_p50_ms(encoder: Encoder, questions: list[str]) -> float:
+    """The p50 ms of encoding `questions` one at a time (warm)."""
+    encoder.queries(questions[:8])
+    return summary(milliseconds_each(lambda q: encoder.queries([q]), questions))["p50_ms"]
+
+
 def batches_per_second(encoder: Encoder, questions: list[str], size: int) -> float:
     """Questions/s encoding `questions` in consecutive batches of `size` (a trailing partial batch left out)."""
     batches = [questions[i : i + size] for i in range(0, len(questions) - size + 1, size)]
