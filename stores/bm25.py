@@ -13,18 +13,27 @@ from bm25s.tokenization import Tokenized
 COMMON_SHARE = 0.5  # a word in more of the passages than this is left out of a search (KeywordIndex.searched_words)
 
 
+class _Vocabulary(dict):
+    """token → id; a token not seen yet gets the next id when looked up."""
+
+    def __missing__(self, token: str) -> int:
+        self[token] = len(self)
+        return len(self) - 1
+
+
 class VocabularyBuilder:
     """Maps tokens to ids while passages stream by, so the corpus is held as one array of ints, not strings."""
 
     def __init__(self) -> None:
-        self.vocab: dict[str, int] = {}
+        self.vocab: dict[str, int] = _Vocabulary()
         self.ids = array("i")  # every passage's token ids, one after another
         self.lengths = array("q")  # tokens per passage
 
     def add(self, tokens: list[str]) -> None:
         """Add a passage by its `keyword_tokens` of the case-folded, script-folded text (indexer/process.py)."""
-        vocab = self.vocab
-        self.ids.extend([vocab.setdefault(token, len(vocab)) for token in tokens])
+        # map() over __getitem__ stays in C but for new tokens: 0.46 against 0.65-0.73 s for a comprehension of
+        # setdefault(token, len(vocab)) over 3.9M tokens of the bench corpus
+        self.ids.extend(map(self.vocab.__getitem__, tokens))
         self.lengths.append(len(tokens))
 
     def build(self) -> bm25s.BM25:
@@ -32,7 +41,8 @@ class VocabularyBuilder:
         token, which bm25s reserves and no question has, stands in for it."""
         retriever = _ArrayBM25()
         flat = _FlatIds(np.frombuffer(self.ids, dtype=np.int32), np.frombuffer(self.lengths, dtype=np.int64))
-        retriever.index(Tokenized(ids=flat, vocab=self.vocab or {"": 0}), show_progress=False)
+        vocab = dict(self.vocab) or {"": 0}  # a plain dict: looking a token up in the built index must not add it
+        retriever.index(Tokenized(ids=flat, vocab=vocab), show_progress=False)
         return retriever
 
 
