@@ -4,18 +4,18 @@
               version) comes from the document cache, the others are extracted, cleaned, chunked and
               tokenized in worker processes under a per-file time limit (indexer/workers.py)
   2. plan     compare each document's version (its bytes, the pipeline, its metadata, the encoder) with what
-              the store holds: a snapshot store (embedded) holds nothing, so every document is written; an
-              in-place store (Milvus) gets only the new and changed documents, and deletes the gone ones
+              the store holds: only the new and changed documents are written and the gone ones deleted (the
+              embedded store holds what its published snapshot holds, when a build can start from it; else
+              nothing, and every document is written)
   3. embed    passages of the documents to write whose folded text this encoder never embedded are encoded
-              (in process, or on Ray with --ray) into the embedding cache; the model loads only then. Files
-              the last build embedded into the same cache (the manifest says) are not even looked up
+              (in process, or on Ray with --ray) into the embedding cache; the model loads only then
   4. store    the documents to write go to the store with their vectors from the cache, in corpus order
   5. publish  the store makes the build the served one (embedded: FAISS + BM25 + atomic switch of
               INDEX/current); the caches drop entries neither this nor the previous build used
 
 The whole build holds INDEX/.build.lock, so builds of one index never overlap. `force` ignores both caches
-and what the store holds (it re-reads, re-embeds and re-writes everything) and refills them. Because every
-snapshot is written in the same order from the same processed documents, an incremental build equals a forced one.
+and what the store holds (it re-reads, re-embeds and re-writes everything) and refills them. An incremental build
+holds the same passages, vectors and BM25 scores as a forced one; the embedded store's ids may be in another order.
 """
 from __future__ import annotations
 
@@ -103,16 +103,14 @@ class _Build:
                 stored = writer.stored()
                 changed = [r for r in readable if self.force or stored.get(r.meta.doc_id) != r.version]
                 gone = sorted(stored.keys() - {r.meta.doc_id for r in readable})
-                embedded = self._embedded_by_last_build(embeddings) if not stored else {}
             with self._stage("embed"):
-                self._embed_missing([r for r in changed if embedded.get(r.meta.doc_id) != r.meta.sha256],
-                                    documents, embeddings)
+                self._embed_missing(changed, documents, embeddings)
             with self._stage("store"):
                 self._write(writer, changed, gone, documents, embeddings)
             with self._stage("seal"):
                 sealed = writer.seal()
             seconds = time.perf_counter() - started
-            manifest = self._manifest(readable, sealed, fingerprint, seconds, embeddings.generation)
+            manifest = self._manifest(readable, sealed, fingerprint, seconds)
             with self._stage("publish"):
                 where = writer.publish(manifest)
                 documents.published()
@@ -184,18 +182,6 @@ class _Build:
         described = hashlib.sha256(f"{meta.title}\0{meta.url}\0{meta.date}\0{self.encoder}".encode()).hexdigest()
         return f"{key.hex()}-{described[:16]}"
 
-    def _embedded_by_last_build(self, embeddings: EmbeddingCache) -> dict[str, str]:
-        """doc_id → sha256 of the files the published build wrote, if it embedded them with this encoder and
-        pipeline into this very cache: their vectors are still in it (a snapshot store's build writes, and so marks
-        used, every document, and the cache drops only what neither of the last two builds used), so the embed
-        stage need not decode those documents to look their passages up (~1 s of a rebuild at 20k passages).
-        Empty where anything differs: forced, another encoder or pipeline, a cache made anew since."""
-        previous = None if self.force else self.location.manifest()
-        same = previous is not None and (previous.get("pipeline"), previous.get("encoder"),
-                                         previous.get("embedding_generation")) == (
-            self.pipeline, self.encoder, embeddings.generation - 1)
-        return previous["corpus"]["files"] if same else {}
-
     def _embed_missing(self, changed: list[_Readable], documents: DocumentCache, embeddings: EmbeddingCache) -> None:
         """Encode, into the embedding cache, every passage of `changed` whose vector it lacks (each text once)."""
         missing: dict[bytes, str] = {}
@@ -204,9 +190,6 @@ class _Build:
                      for document in documents.get_many([r.key for r in chunk]) for p in document.passages}
             found = set() if self.force else embeddings.holds(list(texts))
             missing.update((key, text) for key, text in texts.items() if key not in found)
-        self._encode(missing, embeddings)
-
-    def _encode(self, missing: dict[bytes, str], embeddings: EmbeddingCache) -> None:
         started = time.perf_counter()
         self.embedder.expect(len(missing))
         with tqdm(total=len(missing), unit="passage", desc="embedding", disable=not self.bar or not missing) as bar:
@@ -215,7 +198,7 @@ class _Build:
                 self.progress.passages_embedded += len(keys)
                 bar.update(len(keys))
                 self.report(self.progress)
-        self.progress.seconds["encode"] = self.progress.seconds.get("encode", 0.0) + time.perf_counter() - started
+        self.progress.seconds["encode"] = time.perf_counter() - started
 
     def _write(self, writer: StoreWriter, changed: list[_Readable], gone: list[str], documents: DocumentCache,
                embeddings: EmbeddingCache) -> None:
@@ -223,11 +206,6 @@ class _Build:
             loaded = documents.get_many([r.key for r in chunk])
             keys = [[embeddings.key(p.folded) for p in document.passages] for document in loaded]
             vectors = embeddings.get_many([key for passage_keys in keys for key in passage_keys])
-            lost = {key: p.folded for document, passage_keys in zip(loaded, keys)
-                    for key, p in zip(passage_keys, document.passages) if key not in vectors}
-            if lost:  # gone from the cache behind the build's back (_embedded_by_last_build): encoded again
-                self._encode(lost, embeddings)
-                vectors.update(embeddings.get_many(list(lost)))
             for readable, document, passage_keys in zip(chunk, loaded, keys):
                 meta = readable.meta if readable.meta.title else replace(readable.meta, title=document.title)
                 rows = np.stack([vectors[key] for key in passage_keys]).astype(np.float32, copy=False)
@@ -245,8 +223,7 @@ class _Build:
         self.progress.files_done += 1
         self.report(self.progress)
 
-    def _manifest(self, readable: list[_Readable], sealed: dict, fingerprint: str, seconds: float,
-                  embedding_generation: int) -> dict:
+    def _manifest(self, readable: list[_Readable], sealed: dict, fingerprint: str, seconds: float) -> dict:
         p = self.progress
         return {
             "format_version": FORMAT_VERSION,
@@ -258,8 +235,7 @@ class _Build:
             "chunking": asdict(self.settings.chunking),
             "limits": asdict(self.settings.limits),
             "pipeline": self.pipeline,
-            "encoder": self.encoder,  # the embedding cache's identity of the encoder (the next build checks it)
-            "embedding_generation": embedding_generation,  # the embedding cache's, as this build published it
+            "encoder": self.encoder,  # the embedding cache's identity of the encoder
             "max_file_bytes": self.max_file_bytes,
             "counts": {"documents": len(readable), "passages": sealed["passages"],
                        "skipped": len(self.corpus_report.skipped)},

@@ -1,6 +1,7 @@
 """The keyword side: BM25 (bm25s) over jieba tokens of the normalized passage text."""
 from __future__ import annotations
 
+import json
 import math
 from array import array
 from dataclasses import dataclass
@@ -10,7 +11,12 @@ import bm25s
 import numpy as np
 from bm25s.tokenization import Tokenized
 
+from stores.layout import gather_spans
+
 COMMON_SHARE = 0.5  # a word in more of the passages than this is left out of a search (KeywordIndex.searched_words)
+UNUSED_SHARE = 0.1  # of a vocabulary, words no passage holds any more (_without_unused)
+VOCABULARY = "vocab.index.json"  # bm25s's file of a saved index
+TOKENS, LENGTHS = "tokens.npy", "lengths.npy"  # beside it: every passage's token ids, and how many, in id order
 
 
 class _Vocabulary(dict):
@@ -22,12 +28,18 @@ class _Vocabulary(dict):
 
 
 class VocabularyBuilder:
-    """Maps tokens to ids while passages stream by, so the corpus is held as one array of ints, not strings."""
+    """Maps tokens to ids while passages stream by, so the corpus is held as one array of ints, not strings.
 
-    def __init__(self) -> None:
-        self.vocab: dict[str, int] = _Vocabulary()
-        self.ids = array("i")  # every passage's token ids, one after another
-        self.lengths = array("q")  # tokens per passage
+    Started from a saved index (`previous`), its passages come first, ids as saved, and its vocabulary goes on;
+    `save` writes every passage's token ids beside the index for the next build to start from."""
+
+    def __init__(self, previous: Path | None = None) -> None:
+        saved = json.loads((previous / VOCABULARY).read_text("utf-8")) if previous is not None else {}
+        self.vocab: dict[str, int] = _Vocabulary(saved)
+        self._previous = ((np.load(previous / TOKENS, mmap_mode="r"), np.load(previous / LENGTHS))
+                          if previous is not None else (np.empty(0, np.int32), np.empty(0, np.int64)))
+        self.ids = array("i")  # every added passage's token ids, one after another
+        self.lengths = array("q")  # tokens per added passage
 
     def add(self, tokens: list[str]) -> None:
         """Add a passage by its `keyword_tokens` of the case-folded, script-folded text (indexer/process.py)."""
@@ -36,14 +48,42 @@ class VocabularyBuilder:
         self.ids.extend(map(self.vocab.__getitem__, tokens))
         self.lengths.append(len(tokens))
 
-    def build(self) -> bm25s.BM25:
+    def build(self, layout: np.ndarray | None = None) -> bm25s.BM25:
+        return self._build(*self._arranged(layout))[0]
+
+    def save(self, folder: Path, layout: np.ndarray | None = None) -> None:
+        """The index (`layout`: each passage's pool id, stores/layout.py; None: as added) and its token ids."""
+        retriever, tokens, lengths = self._build(*self._arranged(layout))
+        save_keyword_index(retriever, folder)
+        np.save(folder / TOKENS, tokens)
+        np.save(folder / LENGTHS, lengths)
+
+    def _arranged(self, layout: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Every passage's token ids and counts, the previous index's passages then the added ones, in `layout`."""
+        tokens = np.concatenate([self._previous[0], np.frombuffer(self.ids, dtype=np.int32)])
+        lengths = np.concatenate([self._previous[1], np.frombuffer(self.lengths, dtype=np.int64)])
+        if layout is None or np.array_equal(layout, np.arange(len(lengths))):
+            return tokens, lengths
+        return gather_spans(tokens, lengths, layout)
+
+    def _build(self, tokens: np.ndarray, lengths: np.ndarray) -> tuple[bm25s.BM25, np.ndarray, np.ndarray]:
         """bm25s refuses an empty vocabulary (passages without a word, e.g. of digits or emoji only): the empty
         token, which bm25s reserves and no question has, stands in for it."""
+        vocab, tokens = _without_unused(dict(self.vocab), tokens)  # a plain dict: a lookup must not add a token
         retriever = _ArrayBM25()
-        flat = _FlatIds(np.frombuffer(self.ids, dtype=np.int32), np.frombuffer(self.lengths, dtype=np.int64))
-        vocab = dict(self.vocab) or {"": 0}  # a plain dict: looking a token up in the built index must not add it
-        retriever.index(Tokenized(ids=flat, vocab=vocab), show_progress=False)
-        return retriever
+        retriever.index(Tokenized(ids=_FlatIds(tokens, lengths), vocab=vocab or {"": 0}), show_progress=False)
+        return retriever, tokens, lengths
+
+
+def _without_unused(vocab: dict[str, int], tokens: np.ndarray) -> tuple[dict[str, int], np.ndarray]:
+    """Words of deleted passages stay in the vocabulary of a build started from the last (scoring nothing: an
+    empty column) until they are more than UNUSED_SHARE of it; then the ids are renumbered without them."""
+    used = np.bincount(tokens, minlength=len(vocab)) > 0
+    if len(vocab) - np.count_nonzero(used) <= UNUSED_SHARE * len(vocab):
+        return vocab, tokens
+    renumbered = np.cumsum(used) - 1
+    return ({token: int(renumbered[i]) for token, i in vocab.items() if used[i]},
+            renumbered[tokens].astype(np.int32))
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,11 @@ def mean_vector(batches: Iterator[np.ndarray], dim: int) -> list[float]:
     for batch in batches:
         total += np.asarray(batch, dtype=np.float64).sum(axis=0)
         count += len(batch)
+    return rounded_mean(total, count)
+
+
+def rounded_mean(total: np.ndarray, count: int) -> list[float]:
+    """The mean of `count` vectors summing to `total`, rounded for the manifest; zeros if there are none."""
     return [round(float(v), 6) for v in total / max(count, 1)]
 
 
@@ -175,7 +180,8 @@ class PassageStore(Protocol):
 
 
 class StoreWriter(Protocol):
-    """One build's writes. A snapshot store starts empty each build; an in-place one starts with what it holds."""
+    """One build's writes, starting with what the store holds (the embedded store: its published snapshot, copied;
+    nothing when it cannot be continued)."""
 
     def stored(self) -> dict[str, str]:
         """doc_id → the version it was written with, for every document the store holds now."""

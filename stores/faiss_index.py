@@ -10,6 +10,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from stores.layout import moves
+
 # Exact search while it costs well under the question's encode (9–10 ms on ONNX Runtime). Measured here (2 cores,
 # 384-d, one query): 20k vectors 2.2 ms (make bench), 50k 5.8 ms, 100k 15 ms, 200k 42 ms, 1M 180–320 ms; past
 # 50k the IVF below is faster (100k: recall@10 0.98 in 1.8 ms).
@@ -47,6 +49,52 @@ def build_vector_index(vectors: np.ndarray, spec: str, add_batch: int = 65536, s
     return index
 
 
+def updated_vector_index(previous: faiss.Index, live: np.ndarray, layout: np.ndarray, added: np.ndarray,
+                         spec: str) -> tuple[faiss.Index, np.ndarray]:
+    """The previous build's index with stores/layout.py's `layout` applied (`live`: which of its vectors stay;
+    `added`: the new vectors, pool ids after them), and the float64 sum of the vectors removed from it. Inverted
+    lists keep their training, and so their vectors' codes, while the spec stays and anything stays; otherwise
+    (Flat, a new spec, nothing kept) the index is built anew from the vectors it held (SQ8's decoded) and the new."""
+    ivf = faiss.try_extract_index_ivf(previous)
+    if ivf is None or spec != _spec_of(ivf) or not live.any():
+        held = _held_vectors(previous, ivf)
+        removed = held[~live].sum(axis=0, dtype=np.float64)
+        return build_vector_index(np.concatenate([held, added])[layout], spec), removed
+    gone = np.flatnonzero(~live)
+    ivf.make_direct_map(True)
+    removed = previous.reconstruct_batch(gone).sum(axis=0, dtype=np.float64) if len(gone) else np.zeros(previous.d)
+    ivf.set_direct_map_type(faiss.DirectMap.NoMap)  # FAISS removes ids only without one
+    previous.remove_ids(gone)
+    _relabel(ivf, [(final, pool) for final, pool in moves(layout) if pool < len(live)])
+    new = np.flatnonzero(layout >= len(live))
+    if len(new):
+        previous.add_with_ids(np.ascontiguousarray(added[layout[new] - len(live)], dtype=np.float32), new)
+    set_search_parameters(previous)
+    return previous, removed
+
+
+def _spec_of(ivf: faiss.IndexIVF) -> str:
+    return ANN_SPEC.format(nlist=ivf.nlist)
+
+
+def _held_vectors(index: faiss.Index, ivf: faiss.IndexIVF | None) -> np.ndarray:
+    if ivf is not None:
+        ivf.make_direct_map(True)
+    return index.reconstruct_n(0, index.ntotal) if index.ntotal else np.empty((0, index.d), dtype=np.float32)
+
+
+def _relabel(ivf: faiss.IndexIVF, relabelled: list[tuple[int, int]]) -> None:
+    """Give vectors new ids in place, (new id, old id) pairs: their codes and lists stay as trained."""
+    if not relabelled:
+        return
+    ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # ids are not contiguous here (removals left holes)
+    for new_id, old_id in relabelled:
+        located = ivf.direct_map.get(old_id)
+        lists, offset = located >> 32, located & 0xFFFFFFFF
+        ivf.invlists.update_entry(lists, offset, new_id, ivf.invlists.get_single_code(lists, offset))
+    ivf.set_direct_map_type(faiss.DirectMap.NoMap)
+
+
 def training_sample(vectors: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
     if len(vectors) <= size:
         return np.ascontiguousarray(vectors, dtype=np.float32)
@@ -62,6 +110,11 @@ def set_search_parameters(index: faiss.Index, nprobe: int = NPROBE) -> None:
 
 def save_vector_index(index: faiss.Index, path: Path) -> None:
     faiss.write_index(index, str(path))
+
+
+def read_vector_index(path: Path) -> faiss.Index:
+    """The index as saved, to be updated (updated_vector_index)."""
+    return faiss.read_index(str(path))
 
 
 def load_vector_index(path: Path, screened: bool = True) -> faiss.Index | ScreenedFlat:

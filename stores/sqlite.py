@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import json
+import shutil
 import sqlite3
 import threading
 from pathlib import Path
@@ -12,12 +13,13 @@ import numpy as np
 from indexer.process import ProcessedDocument
 from stores.contract import DOCUMENT_LISTING, EXTRACTED_FORMATS, DocumentMeta, StoredDocument, StoredPassage
 
-# documents.page_starts: JSON list of the cleaned-text offsets where each page begins ([] when not paginated)
+# documents.page_starts: JSON list of the cleaned-text offsets where each page begins ([] when not paginated);
+# documents.version: what the build wrote it from (indexer/build.py), so the next build can start from this file
 _SCHEMA = """
 CREATE TABLE documents (
     doc_id TEXT PRIMARY KEY, title TEXT NOT NULL, language TEXT NOT NULL, sha256 TEXT NOT NULL,
     url TEXT, date TEXT, format TEXT NOT NULL, original TEXT NOT NULL, clean_text TEXT NOT NULL,
-    page_starts TEXT NOT NULL, passages INTEGER NOT NULL
+    page_starts TEXT NOT NULL, passages INTEGER NOT NULL, version TEXT
 );
 CREATE TABLE passages (
     id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL REFERENCES documents(doc_id), ordinal INTEGER NOT NULL,
@@ -28,28 +30,72 @@ CREATE INDEX passages_by_doc ON passages(doc_id, ordinal);
 """
 
 
-class SqliteWriter:
-    def __init__(self, path: Path) -> None:
-        self._db: sqlite3.Connection | None = sqlite3.connect(path)
-        self._db.executescript(_SCHEMA)
-        self.passage_count = 0
+def holds_versions(path: Path) -> bool:
+    """Whether a store file records its documents' versions (older ones do not: a build cannot start from them)."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return "version" in {row[1] for row in db.execute("PRAGMA table_info(documents)")}
+    finally:
+        db.close()
 
-    def add(self, meta: DocumentMeta, document: ProcessedDocument) -> list[int]:
+
+SPARSE_SHARE = 0.25  # of a store file's pages, free ones (deleted documents') that make the writer compact it
+
+
+class SqliteWriter:
+    """A new store file, or a copy of the previous build's (`passages` ids already in it, all below `first_new`)."""
+
+    def __init__(self, path: Path, copy_of: Path | None = None) -> None:
+        if copy_of is not None:
+            shutil.copyfile(copy_of, path)
+        self._db: sqlite3.Connection | None = sqlite3.connect(path)
+        if copy_of is None:
+            self._db.executescript(_SCHEMA)
+        self.first_new = self._db.execute("SELECT coalesce(max(id) + 1, 0) FROM passages").fetchone()[0]
+        self.next_id = self.first_new
+
+    def stored(self) -> dict[str, str]:
+        return dict(self._db.execute("SELECT doc_id, version FROM documents"))
+
+    def add(self, meta: DocumentMeta, document: ProcessedDocument, version: str) -> list[int]:
         """Store a document and its passages; returns the passages' ids (consecutive, in document order)."""
         self._db.execute(
-            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (meta.doc_id, meta.title, document.language, meta.sha256, meta.url, meta.date, document.format,
-             document.original, document.clean_text, json.dumps(document.clean_page_starts), len(document.passages)),
+             document.original, document.clean_text, json.dumps(document.clean_page_starts), len(document.passages),
+             version),
         )
-        ids = list(range(self.passage_count, self.passage_count + len(document.passages)))
+        ids = list(range(self.next_id, self.next_id + len(document.passages)))
         self._db.executemany(
             "INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(i, meta.doc_id, ordinal, p.start, p.end, p.clean_start, p.clean_end, p.page, p.page_end, p.text,
               p.folded, document.language)
              for ordinal, (i, p) in enumerate(zip(ids, document.passages))],
         )
-        self.passage_count += len(document.passages)
+        self.next_id += len(document.passages)
         return ids
+
+    def remove(self, doc_ids: list[str]) -> list[int]:
+        """Delete documents and their passages; returns the ids their passages had."""
+        freed = []
+        for chunk in (doc_ids[i : i + 500] for i in range(0, len(doc_ids), 500)):
+            marks = ",".join("?" * len(chunk))
+            freed += [pid for (pid,) in self._db.execute(f"SELECT id FROM passages WHERE doc_id IN ({marks})", chunk)]
+            self._db.execute(f"DELETE FROM passages WHERE doc_id IN ({marks})", chunk)
+            self._db.execute(f"DELETE FROM documents WHERE doc_id IN ({marks})", chunk)
+        return freed
+
+    def renumber(self, moves: list[tuple[int, int]]) -> None:
+        """Give passages their final ids: (new id, current id) pairs, applied in order (stores/layout.py)."""
+        self._db.executemany("UPDATE passages SET id = ? WHERE id = ?", moves)
+
+    def finish(self) -> None:
+        """Commit and close; a copy that deletions left over a quarter empty is rewritten compactly first."""
+        self._db.commit()
+        free, pages = (self._db.execute(f"PRAGMA {name}").fetchone()[0] for name in ("freelist_count", "page_count"))
+        if free > SPARSE_SHARE * pages:
+            self._db.execute("VACUUM")
+        self.close()
 
     def close(self) -> None:
         if self._db is not None:

@@ -38,11 +38,13 @@ def embedder() -> Embedder:
 
 
 def index_passages(root: Path, encoder: Embedder) -> tuple[list[tuple], np.ndarray]:
-    """Every passage of the index at `root` as (doc_id, start, end, text, folded), in order, and their vectors."""
+    """Every passage of the index at `root` as (doc_id, start, end, text, folded), sorted, and their vectors (a build
+    that starts from the last may number the passages in another order than a build from nothing)."""
     opened = open_index(root, encoder.model_id, encoder.dim)
     stored = opened.store.passages(list(range(opened.store.passage_count)))
     rows = [(p.doc_id, p.start, p.end, p.text, p.folded) for _, p in sorted(stored.items())]
-    return rows, opened.vectors.reconstruct_n(0, opened.vectors.ntotal)
+    order = sorted(range(len(rows)), key=rows.__getitem__)
+    return [rows[i] for i in order], opened.vectors.reconstruct_n(0, opened.vectors.ntotal)[order]
 
 
 def index_answers(root: Path, encoder: Embedder, questions: list[str]) -> list[list[tuple]]:

@@ -1,10 +1,11 @@
-"""Incremental builds: only changed files are read and only new passages embedded, and the result equals a
-forced build; caches are collected; one build at a time per index; a killed build never hurts the next."""
+"""Incremental builds: only changed files are read, embedded and written, and the result holds what a forced build
+holds; caches are collected; one build at a time per index; a killed build never hurts the next."""
 from __future__ import annotations
 
 import json
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -53,7 +54,7 @@ def test_an_incremental_build_does_only_the_changed_work_and_equals_a_forced_bui
     work = build_index(corpus, root, embedder, progress=False).manifest["work"]
     assert work["files_processed"] == 2  # the new and the changed file; the others came from the cache
     assert 0 < work["passages_embedded"] <= 6  # the new file's passages and the changed passage at the end
-    assert work["passages_cached"] > 80
+    assert (work["documents_written"], work["documents_deleted"]) == (2, 1)  # the other three stay as they were
     forced = build_index(corpus, tmp_path / "forced", embedder, progress=False, force=True).manifest
     assert forced["work"]["files_processed"] == 5 and forced["work"]["passages_cached"] == 0
 
@@ -91,21 +92,24 @@ def test_a_rebuild_looks_up_only_the_files_the_last_build_did_not_embed(tmp_path
     assert manifest["encoder"] == (embedder.identity or embedder.model_id)
 
 
-def test_vectors_gone_from_the_cache_behind_the_builds_back_are_encoded_again(tmp_path, embedder):
+def test_a_build_continues_the_published_snapshot_without_the_embedding_cache(tmp_path, embedder):
     corpus, root = _corpus(tmp_path), tmp_path / "index"
     before = build_index(corpus, root, embedder, progress=False).manifest
     cache = EmbeddingCache(root, embedder.identity or embedder.model_id)
-    cache._db.execute("DELETE FROM embeddings")  # the generation stays: the next build trusts the last one
+    cache._db.execute("DELETE FROM embeddings")  # the snapshot holds the vectors of what does not change
     cache.close()
     (corpus / "new.txt").write_text(NEW_DOC, "utf-8")
     after = build_index(corpus, root, embedder, progress=False).manifest
-    forced = build_index(corpus, tmp_path / "forced", embedder, progress=False, force=True).manifest
-    assert after["work"]["passages_embedded"] == forced["work"]["passages_embedded"]  # every distinct text
+    assert 0 < after["work"]["passages_embedded"] <= 3 and after["work"]["documents_written"] == 1
     assert after["counts"]["passages"] > before["counts"]["passages"]
+    assert after["mean_vector"] != before["mean_vector"]
+    build_index(corpus, tmp_path / "forced", embedder, progress=False, force=True)
     rows, vectors = index_passages(root, embedder)
     forced_rows, forced_vectors = index_passages(tmp_path / "forced", embedder)
     assert rows == forced_rows
     np.testing.assert_allclose(vectors, forced_vectors, atol=1e-4)
+    forced_mean = open_index(tmp_path / "forced", embedder.model_id, embedder.dim).manifest["mean_vector"]
+    np.testing.assert_allclose(after["mean_vector"], forced_mean, atol=2e-6)
 
 
 def test_the_pipeline_version_follows_the_settings():
@@ -195,3 +199,16 @@ def test_kill_9_at_any_stage_leaves_the_served_index_whole_and_the_next_build_wo
     manifest = build_index(corpus, root, embedder, progress=False, wait=False).manifest  # the lock died with it
     assert manifest["counts"]["documents"] == 11
     assert not list((root / "builds").glob(".tmp-*"))  # the dead build's folder is gone
+
+
+def test_a_store_left_mostly_empty_by_deletions_is_compacted(tmp_path, embedder):
+    corpus, root = _corpus(tmp_path), tmp_path / "index"
+    build_index(corpus, root, embedder, progress=False)
+    for path in SEED[1:]:
+        (corpus / path.name).unlink()
+    manifest = build_index(corpus, root, embedder, progress=False).manifest
+    assert (manifest["work"]["documents_written"], manifest["work"]["documents_deleted"]) == (0, 4)
+    store = sqlite3.connect(index_dir.current_build(root) / index_dir.STORE)
+    assert store.execute("PRAGMA freelist_count").fetchone()[0] == 0
+    assert store.execute("SELECT min(id), max(id), count(*) FROM passages").fetchone() == (
+        0, manifest["counts"]["passages"] - 1, manifest["counts"]["passages"])
