@@ -97,7 +97,8 @@ class _Build:
         writer: StoreWriter | None = None
         try:
             with self._stage("read"):
-                readable = self._readable(self._read(documents), documents)
+                files = self._read(documents)
+                readable = self._readable(files, documents)
             with self._stage("plan"):
                 writer = self.location.writer(self.build_id, self.embedder.model_id)
                 stored = writer.stored()
@@ -113,7 +114,7 @@ class _Build:
             manifest = self._manifest(readable, sealed, fingerprint, seconds)
             with self._stage("publish"):
                 where = writer.publish(manifest)
-                documents.published()
+                documents.published(keep=[key for _, _, key in files])  # the failed ones too: never retried
                 embeddings.published()
         finally:
             if writer is not None:

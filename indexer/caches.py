@@ -5,7 +5,8 @@
 
 Only the build holding the index lock writes them, and SQLite keeps them whole if that build is killed.
 Garbage collection by generation: a build stamps every entry it uses with its generation (one more than the
-last published build's); once it has published, entries used by neither it nor the previous build go.
+last published build's); once it has published, entries used by neither it nor the previous build go, but for the
+documents of the corpus the build saw (a build continued from the last one does not read the documents it keeps).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from indexer.process import ProcessedDocument
 CACHE_DIR = "cache"
 _FAILED = b"!"  # a document entry starting with this is the reason the file could not be read (JSON+zlib never is)
 _IN_BATCH = 500  # keys per `IN (…)` query, well under SQLite's variable limit
+_IS_FAILURE = f"substr(processed, 1, {len(_FAILED)}) = X'{_FAILED.hex()}'"
 
 
 class _GenerationalCache:
@@ -42,15 +44,17 @@ class _GenerationalCache:
         row = self._db.execute("SELECT value FROM meta WHERE name = 'published'").fetchone()
         self.generation = (row[0] if row else 0) + 1
 
-    def _get_many(self, keys: list[bytes], value: str | None = None, stamp: bool = True) -> dict[bytes, bytes]:
-        """The entries of `keys` the cache holds: key → `value` (an SQL expression; default: the whole value).
-        `stamp`: mark them used by this build (once per build is enough)."""
+    def _get_many(self, keys: list[bytes], value: str | None = None, stamp: bool = True,
+                  source: str | None = None) -> dict[bytes, bytes]:
+        """The entries of `keys` the cache holds: key → `value` (an SQL expression; default: the whole value) from
+        `source` (default: the table). `stamp`: mark them used by this build (once per build is enough)."""
         found: dict[bytes, bytes] = {}
         for first in range(0, len(keys), _IN_BATCH):
             batch = keys[first : first + _IN_BATCH]
             marks = ",".join("?" * len(batch))
             found.update(self._db.execute(
-                f"SELECT key, {value or self._value} FROM {self._table} WHERE key IN ({marks})", batch).fetchall())
+                f"SELECT key, {value or self._value} FROM {source or self._table} WHERE key IN ({marks})", batch
+            ).fetchall())
             if stamp:
                 self._db.execute(f"UPDATE {self._table} SET used = ? WHERE key IN ({marks})", [self.generation, *batch])
         return found
@@ -62,9 +66,15 @@ class _GenerationalCache:
         )
         self._db.commit()
 
-    def published(self) -> int:
-        """The build of this generation is live: drop what neither it nor the one before used. Returns the count."""
-        dropped = self._db.execute(f"DELETE FROM {self._table} WHERE used < ?", (self.generation - 1,)).rowcount
+    def published(self, keep: Iterable[bytes] = ()) -> int:
+        """The build of this generation is live: drop what neither it nor the one before used, but `keep`.
+        Returns the count."""
+        self._db.execute("CREATE TEMP TABLE IF NOT EXISTS keep (key BLOB PRIMARY KEY)")
+        self._db.execute("DELETE FROM temp.keep")
+        self._db.executemany("INSERT OR IGNORE INTO temp.keep VALUES (?)", ((key,) for key in keep))
+        dropped = self._db.execute(
+            f"DELETE FROM {self._table} WHERE used < ? AND key NOT IN (SELECT key FROM temp.keep)", (self.generation - 1,)
+        ).rowcount
         self._db.execute("INSERT OR REPLACE INTO meta VALUES ('published', ?)", (self.generation,))
         self._db.commit()
         if dropped:
@@ -77,15 +87,21 @@ class _GenerationalCache:
 
 
 class DocumentCache(_GenerationalCache):
+    # Every file's key and whether it failed, in an index of their own: the read stage asks both of every file
+    # without touching the documents (tens of KB each, mostly in overflow pages). 43k files at 1M passages:
+    # one-by-one lookups 1.55 -> 0.18 s, the failure check 0.98 -> 0.66 s, more where the file is not cached in RAM.
+    _STATE = "documents INDEXED BY documents_state"
+
     def __init__(self, root: Path) -> None:
         super().__init__(root / CACHE_DIR / "documents.sqlite", "documents", "processed")
+        self._db.execute(f"CREATE INDEX IF NOT EXISTS documents_state ON documents(key, {_IS_FAILURE})")
 
     @staticmethod
     def key(sha256: str, pipeline: str) -> bytes:
         return bytes.fromhex(sha256) + pipeline.encode()
 
     def contains(self, key: bytes) -> bool:
-        return self._db.execute("SELECT 1 FROM documents WHERE key = ?", (key,)).fetchone() is not None
+        return self._db.execute(f"SELECT 1 FROM {self._STATE} WHERE key = ?", (key,)).fetchone() is not None
 
     def get_many(self, keys: list[bytes]) -> list[ProcessedDocument]:
         """Processed documents the cache holds (`failures` said so, and marked them used), in the order of `keys`."""
@@ -94,14 +110,11 @@ class DocumentCache(_GenerationalCache):
 
     def failures(self, keys: list[bytes]) -> dict[bytes, str | None]:
         """Per key: why the file could not be read ("" if the cache has no entry), None if it holds a document.
-        Marks the entries used; reads only a failure's reason, not a document."""
-        reasons = self._get_many(keys, f"CASE WHEN substr(processed, 1, {len(_FAILED)}) = X'{_FAILED.hex()}' "
-                                       "THEN processed END")
-        failures: dict[bytes, str | None] = {}
-        for key in keys:
-            value = reasons.get(key, _FAILED)  # absent: the empty reason
-            failures[key] = None if value is None else value[len(_FAILED):].decode()
-        return failures
+        Reads a failure's reason only, not a document, and marks nothing used (`published` keeps the corpus's)."""
+        failed = self._get_many(keys, _IS_FAILURE, stamp=False, source=self._STATE)
+        reasons = self._get_many([key for key, is_failure in failed.items() if is_failure], stamp=False)
+        return {key: None if failed.get(key) == 0 else reasons.get(key, _FAILED)[len(_FAILED):].decode()
+                for key in keys}
 
     def put(self, key: bytes, document: bytes) -> None:
         """`document` as ProcessedDocument.to_bytes() made it (in a worker process)."""
