@@ -11,6 +11,9 @@
 3. Ask: gunicorn serves it as in production; real questions about the datasets' articles
    (benchmarks/corpus.py), 400 one at a time for p50 / p99 and each phase's mean from /metrics, then 8
    clients for queries/s; the worker's RSS at the end. Aims (issue 15): ask p50 ≤ 30 ms, worker RSS ≤ 6 GB.
+4. Rebuild: one document added (made as benchmarks/incremental.py makes it), then changed, then deleted, so the
+   corpus ends as it began; each a child process as a user's `python -m indexer build` (the real encoder, loaded
+   only for the new passages), against the cold build's process seconds.
 
     PYTHONPATH=. .venv/bin/python -m benchmarks.million build --corpus C --index I --real N   (the child)
 """
@@ -26,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import ann, corpus, indexing, query
+from benchmarks import ann, corpus, incremental, indexing, query
 from benchmarks.million_corpus import write_corpus
 from indexer.embedding import Encoder, InProcessEngine
 
@@ -88,6 +91,7 @@ def run(passages: int = PASSAGES, real: int = REAL) -> dict:
     manifest = built["manifest"]
     served = query.measure(index_root, corpus.questions(), corpus.CACHE / "million-gunicorn.log", CLIENTS)
     served["requests_one_at_a_time"] = query.LATENCY_REQUESTS
+    rebuilds = one_document_rebuilds(corpus_root, index_root, wall)
     return {
         "passages_asked_for": passages,
         "corpus_mb": _megabytes(corpus_root),
@@ -96,8 +100,30 @@ def run(passages: int = PASSAGES, real: int = REAL) -> dict:
                   "without_encode_seconds": manifest["build_seconds"] - manifest["encode_seconds"]},
         "on_disk_mb": _on_disk(index_root),
         "served": served,
+        "rebuilds": rebuilds,
         "aims": {"p50_ms": P50_AIM_MS, "worker_rss_mb": RSS_AIM_MB},
     }
+
+
+def one_document_rebuilds(corpus_root: Path, index_root: Path, cold_process_seconds: float) -> list[dict]:
+    """Add a document, change it, delete it: each rebuilt in a child process (benchmarks/incremental.py)."""
+    source = incremental.pick_documents(corpus_root)[0]
+    added = corpus_root / incremental.ADDED
+    steps = [("add one document", lambda: incremental.add_document(corpus_root, source)),
+             ("change one document", lambda: incremental.insert_sentence(added)),
+             ("delete one document", added.unlink)]
+    rows = []
+    try:
+        for label, change in steps:
+            change()
+            measured = incremental.rebuild(corpus_root, index_root)
+            rows.append({"change": label, **measured,
+                         "share_of_cold_process": measured["process_seconds"] / cold_process_seconds})
+            print(f"[million] {label}: {measured['process_seconds']:.1f} s", flush=True)
+    finally:
+        added.unlink(missing_ok=True)
+        shutil.rmtree(added.parent, ignore_errors=True)  # the corpus as write_corpus left it
+    return rows
 
 
 def _on_disk(index_root: Path) -> dict[str, float]:

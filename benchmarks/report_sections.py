@@ -10,6 +10,7 @@ from indexer.cpu_features import LOWER_PRECISION_FLAGS
 # against the embedded store's, and the answered p99 under overload against one client's.
 REBUILD_SHARE_MAX, EXTRACT_SHARE_MAX, MILVUS_P50_MAX, OVERLOAD_P99_MAX = 0.05, 0.10, 2.0, 3.0
 STAGES = ("read", "plan", "embed", "encode", "store", "vectors", "seal", "publish")  # vectors: builds before seal
+REBUILD_STAGES = ("read", "plan", "embed", "store", "seal")
 
 
 def sections_markdown(document: dict) -> str:
@@ -55,7 +56,21 @@ def million_section(section: dict) -> list[str]:
     lines += ["", "Where one question's time goes, in the server (means over the one-client run, /metrics): "
               + ", ".join(f"{phase} {phases[phase]:.1f} ms" for phase in ("encode", "search", "fusion", "total")
                           if phase in phases) + f"; worker RSS after the runs {rss:.0f} MB.", ""]
-    return lines
+    return lines + _million_rebuild_lines(section.get("rebuilds", []), build["process_seconds"])
+
+
+def _million_rebuild_lines(rebuilds: list[dict], cold_seconds: float) -> list[str]:
+    """One-document rebuilds of the million index, each a child process (benchmarks/million.py)."""
+    if not rebuilds:
+        return []
+    lines = ["One-document rebuilds of that index, each a child process as `python -m indexer build` (the cold "
+             f"build's process: {cold_seconds:.0f} s):", "", "| change | process s | share of the cold build | "
+             "model load s | read / plan / embed / store / seal s |", "|---|---|---|---|---|"]
+    for row in rebuilds:
+        stages = " / ".join(f"{row['stage_seconds'].get(stage, 0.0):.1f}" for stage in REBUILD_STAGES)
+        lines.append(f"| {row['change']} | {row['process_seconds']:.1f} | {row['share_of_cold_process']:.1%} | "
+                     f"{row['model_load_seconds']:.1f} | {stages} |")
+    return lines + [""]
 
 
 def ceiling_section(section: dict) -> list[str]:
