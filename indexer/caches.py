@@ -72,9 +72,8 @@ class _GenerationalCache:
         self._db.execute("CREATE TEMP TABLE IF NOT EXISTS keep (key BLOB PRIMARY KEY)")
         self._db.execute("DELETE FROM temp.keep")
         self._db.executemany("INSERT OR IGNORE INTO temp.keep VALUES (?)", ((key,) for key in keep))
-        dropped = self._db.execute(
-            f"DELETE FROM {self._table} WHERE used < ? AND key NOT IN (SELECT key FROM temp.keep)", (self.generation - 1,)
-        ).rowcount
+        unused = f"DELETE FROM {self._table} WHERE used < ? AND key NOT IN (SELECT key FROM temp.keep)"
+        dropped = self._db.execute(unused, (self.generation - 1,)).rowcount
         self._db.execute("INSERT OR REPLACE INTO meta VALUES ('published', ?)", (self.generation,))
         self._db.commit()
         if dropped:
