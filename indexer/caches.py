@@ -103,7 +103,7 @@ class DocumentCache(_GenerationalCache):
         return self._db.execute(f"SELECT 1 FROM {self._STATE} WHERE key = ?", (key,)).fetchone() is not None
 
     def get_many(self, keys: list[bytes]) -> list[ProcessedDocument]:
-        """Processed documents the cache holds (`failures` said so, and marked them used), in the order of `keys`."""
+        """Processed documents the cache holds (`failures` said so), in the order of `keys`."""
         found = self._get_many(keys, stamp=False)
         return [ProcessedDocument.from_bytes(found[key]) for key in keys]
 

@@ -27,11 +27,16 @@ KeywordSide = Literal["own", "pivot"]
 
 def mean_vector(batches: Iterator[np.ndarray], dim: int) -> list[float]:
     """The mean of every vector in `batches` (float64 sums), rounded for the manifest; zeros if there are none."""
+    return rounded_mean(*vector_sum(batches, dim))
+
+
+def vector_sum(batches: Iterator[np.ndarray], dim: int) -> tuple[np.ndarray, int]:
+    """The float64 sum of every vector in `batches`, and how many there were."""
     total, count = np.zeros(dim, dtype=np.float64), 0
     for batch in batches:
         total += np.asarray(batch, dtype=np.float64).sum(axis=0)
         count += len(batch)
-    return rounded_mean(total, count)
+    return total, count
 
 
 def rounded_mean(total: np.ndarray, count: int) -> list[float]:

@@ -20,7 +20,7 @@ from indexer.process import ProcessedDocument
 from stores import index_dir
 from stores.bm25 import LENGTHS, TOKENS, VOCABULARY, VocabularyBuilder
 from stores.contract import (Candidates, DocumentMeta, IndexUnusable, KeywordSide, Scope, StoredDocument,
-                             StoredPassage, rounded_mean)
+                             StoredPassage, rounded_mean, vector_sum)
 from stores.faiss_index import (build_vector_index, index_spec, read_vector_index, save_vector_index, search,
                                 stored_vectors, updated_vector_index)
 from stores.layout import dense_layout, moves
@@ -143,7 +143,7 @@ class EmbeddedWriter:
         raw = self.tmp / _RAW_VECTORS
         added = (np.memmap(raw, dtype=np.float32, mode="r").reshape(-1, self._dim) if self._added
                  else np.empty((0, self._dim), dtype=np.float32))
-        total = _vector_sum(added)
+        total, _ = vector_sum((added[first : first + 65536] for first in range(0, len(added), 65536)), self._dim)
         spec = index_spec(len(layout))
         if previous is None:
             index = build_vector_index(added, spec)
@@ -175,13 +175,6 @@ def continuable(root: Path, model_id: str) -> Path | None:
              (index_dir.KEYWORDS, index_dir.PIVOT) for name in (VOCABULARY, TOKENS, LENGTHS))]
     whole = all((build / part).is_file() for part in parts) and holds_versions(build / index_dir.STORE)
     return build if whole else None
-
-
-def _vector_sum(vectors: np.ndarray, batch: int = 65536) -> np.ndarray:
-    total = np.zeros(vectors.shape[1], dtype=np.float64)
-    for first in range(0, len(vectors), batch):
-        total += vectors[first : first + batch].sum(axis=0, dtype=np.float64)
-    return total
 
 
 class EmbeddedLocation:
