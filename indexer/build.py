@@ -116,7 +116,7 @@ class _Build:
             with self._stage("publish"):
                 where = writer.publish(manifest)
                 documents.published(keep=[key for _, _, key in files])  # the failed ones too: never retried
-                embeddings.published()
+                embeddings.published(collect=len(changed) == len(readable))  # kept documents' vectors unread
         finally:
             if writer is not None:
                 writer.close()

@@ -6,7 +6,9 @@
 Only the build holding the index lock writes them, and SQLite keeps them whole if that build is killed.
 Garbage collection by generation: a build stamps every entry it uses with its generation (one more than the
 last published build's); once it has published, entries used by neither it nor the previous build go, but for the
-documents of the corpus the build saw (a build continued from the last one does not read the documents it keeps).
+documents of the corpus the build saw. A build continued from the last one neither reads the documents it keeps nor
+looks up their vectors, so it drops no vector: the next build that writes every document (another pipeline or
+index format) finds them all, and drops the vectors of documents changed or deleted since.
 """
 from __future__ import annotations
 
@@ -66,14 +68,14 @@ class _GenerationalCache:
         )
         self._db.commit()
 
-    def published(self, keep: Iterable[bytes] = ()) -> int:
-        """The build of this generation is live: drop what neither it nor the one before used, but `keep`.
-        Returns the count."""
+    def published(self, keep: Iterable[bytes] = (), collect: bool = True) -> int:
+        """The build of this generation is live: drop what neither it nor the one before used, but `keep`
+        (nothing unless `collect`). Returns the count."""
         self._db.execute("CREATE TEMP TABLE IF NOT EXISTS keep (key BLOB PRIMARY KEY)")
         self._db.execute("DELETE FROM temp.keep")
         self._db.executemany("INSERT OR IGNORE INTO temp.keep VALUES (?)", ((key,) for key in keep))
         unused = f"DELETE FROM {self._table} WHERE used < ? AND key NOT IN (SELECT key FROM temp.keep)"
-        dropped = self._db.execute(unused, (self.generation - 1,)).rowcount
+        dropped = self._db.execute(unused, (self.generation - 1,)).rowcount if collect else 0
         self._db.execute("INSERT OR REPLACE INTO meta VALUES ('published', ?)", (self.generation,))
         self._db.commit()
         if dropped:

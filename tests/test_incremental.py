@@ -130,7 +130,7 @@ def test_cache_entries_used_by_neither_of_the_last_two_builds_are_dropped(tmp_pa
     assert present == {1, 2}  # the first version is used by neither the current nor the previous build
 
 
-def test_the_documents_a_build_keeps_without_reading_stay_in_the_cache(tmp_path, embedder):
+def test_the_documents_and_vectors_a_build_keeps_without_reading_stay_in_the_caches(tmp_path, embedder):
     corpus, root = _corpus(tmp_path), tmp_path / "index"
     build_index(corpus, root, embedder, progress=False)
     for version in range(3):  # three builds that read only the new file, none of the seed documents
@@ -139,6 +139,7 @@ def test_the_documents_a_build_keeps_without_reading_stay_in_the_cache(tmp_path,
     (index_dir.current_build(root) / index_dir.KEYWORDS / "tokens.npy").unlink()  # as if written by older code
     manifest = build_index(corpus, root, embedder, progress=False).manifest  # so every document is written again
     assert manifest["work"]["documents_written"] == 6 and manifest["work"]["files_processed"] == 0
+    assert manifest["work"]["passages_embedded"] == 0  # and the vectors of the kept ones are still cached
 
 
 def test_a_file_over_the_time_limit_is_skipped_and_retried_by_the_next_build(tmp_path, embedder):
