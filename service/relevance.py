@@ -2,7 +2,8 @@
 
 The fused score ranks passages against each other; it says nothing about whether any of them answers (every
 question gets a first hit). Absolute signals do: the hit's dense cosine, the share of the question's keywords
-the hit contains (the question's own keywords within a language, their CC-CEDICT translations across), its BM25
+the hit contains (the question's own keywords within a language, their CC-CEDICT translations across), plainly and
+weighted by how rare each keyword is in general (the question's rare words, a name, say more than "year"), its BM25
 score per keyword (across languages: per pivot word, text/bilingual.py; that tells answered from unanswered
 cross-language questions better than BM25 over the translations), how far the best dense cosine stands above the
 next ones, the share of those keywords that no passage in the corpus contains at all (a question about a
@@ -27,12 +28,13 @@ from functools import cache
 from pathlib import Path
 
 from text.bilingual import STOPWORDS
+from text.segment import word_weight
 from stores.contract import Candidates, StoredPassage
 
 MODEL_FILE = Path(__file__).with_name("relevance.json")
 # the model's inputs, in its weights' order (then the bias)
 FEATURES = ("cosine", "coverage", "margin", "bm25", "unknown", "passage_mean_cosine", "question_mean_cosine",
-            "shared_run")
+            "shared_run", "weighted_coverage")
 MARGIN_OF = 4  # the best dense cosine minus the mean of the next MARGIN_OF
 _NOT_TEXT = re.compile(r"[\W_]+")  # spaces and punctuation: a shared run is of letters, digits and characters
 
@@ -98,6 +100,14 @@ def dense_margin(cosines: list[float]) -> float:
     return ranked[0] - sum(ranked[1 : MARGIN_OF + 1]) / len(ranked[1 : MARGIN_OF + 1]) if len(ranked) > 1 else 0.0
 
 
+def weighted_coverage(keywords: list[str], folded_text: str) -> float:
+    """The share of the distinct keywords' summed weight (text.segment.word_weight: how rare each word is in
+    general) that the passage holds: a hit with the question's rare words, a name, says more than one with "年"."""
+    weights = {word: word_weight(word) for word in keywords}
+    total = sum(weights.values())
+    return sum(weight for word, weight in weights.items() if word in folded_text) / total if total else 0.0
+
+
 def shared_run(question: str, passage: str) -> float:
     """The longest run of `question` that `passage` holds unbroken, as a share of the question's length (both
     folded, lower-cased, with no spaces or punctuation: run_text)."""
@@ -144,7 +154,7 @@ class Evidence:
                    _per_word(keyword, len(query_tokens)), _per_word(pivot, pivot_words), _share(own, unknown),
                    _share(translated, unknown), mean_cosines, question_mean_cosine)
 
-    def features(self, passage: StoredPassage) -> tuple[str, float, float, float, float, float, float, float, float]:
+    def features(self, passage: StoredPassage) -> tuple[str | float, ...]:
         """The language pair, then FEATURES: the model's inputs. Across languages the keywords are the
         translations, the BM25 is the pivot words' and no run is shared."""
         passage_family = family(passage.language)
@@ -155,7 +165,7 @@ class Evidence:
         return (pair_of(self.question_family, passage_family), self.cosines.get(passage.id, self.lowest),
                 coverage(keywords, text), self.margin, bm25.get(passage.id, 0.0), unknown,
                 self.mean_cosines[passage.id], self.question_mean_cosine,
-                shared_run(self.question_run, run_text(text)) if same else 0.0)
+                shared_run(self.question_run, run_text(text)) if same else 0.0, weighted_coverage(keywords, text))
 
     def relevance(self, passage: StoredPassage) -> float:
         return relevance_model().relevance(*self.features(passage))

@@ -12,13 +12,14 @@ from flask.testing import FlaskClient
 from service import create_app
 from service.cli import main as cli_main
 from service.relevance import (FEATURES, Evidence, RelevanceModel, coverage, dense_margin, relevance_model, run_text,
-                               shared_run)
+                               shared_run, weighted_coverage)
 from service.retrieval import Retriever
 from stores.contract import Candidates, StoredPassage
 from stores.embedded import EmbeddedLocation
+from text.segment import word_weight
 
 IN_CORPUS = "OpenAI与AWS的协议价值多少？"
-UNKNOWN = 1 + FEATURES.index("unknown")  # in Evidence.features, after the language pair
+UNKNOWN, RUN = (1 + FEATURES.index(name) for name in ("unknown", "shared_run"))  # in Evidence.features, after the pair
 NOWHERE = "谁赢得了2016年的超级碗？"  # the seed articles are about AI companies
 
 
@@ -58,10 +59,10 @@ def test_shared_run_is_the_longest_unbroken_run_of_the_question_within_a_languag
     nothing = Candidates.empty()
     evidence = Evidence.of("zh-Hans", "协议的价值是多少？", ["协议", "价值", "多少"], ["deal", "value"], 2, nothing, nothing,
                            nothing, set(), {0: 0.8}, 0.7)
-    copied = evidence.features(_passage("zh-Hans", "这份协议的价值是一百亿美元。"))[-1]
-    named = evidence.features(_passage("zh-Hans", "另一份协议签于去年。"))[-1]
+    copied = evidence.features(_passage("zh-Hans", "这份协议的价值是一百亿美元。"))[RUN]
+    named = evidence.features(_passage("zh-Hans", "另一份协议签于去年。"))[RUN]
     assert copied == pytest.approx(6 / 8) and named == pytest.approx(2 / 8)  # "协议的价值是" against "协议"
-    assert evidence.features(_passage("en", "the deal's value"))[-1] == 0.0  # across languages no run is shared
+    assert evidence.features(_passage("en", "the deal's value"))[RUN] == 0.0  # across languages no run is shared
 
 
 def test_unknown_is_the_share_of_keywords_no_passage_contains():
@@ -73,7 +74,21 @@ def test_unknown_is_the_share_of_keywords_no_passage_contains():
     assert evidence.features(_passage("zh-Hans"))[UNKNOWN] == pytest.approx(1 / 3)  # Chinese ones: the translations
     empty = Evidence.of("zh-Hans", "😀", [], [], 0, nothing, nothing, nothing, set(), {0: 0.8}, 0.7)
     assert empty.features(_passage("zh-Hans"))[UNKNOWN] == 1.0
-    assert evidence.features(_passage("en"))[-3:-1] == (0.8, 0.7)  # the hit's and the question's mean cosines
+    assert evidence.features(_passage("en"))[RUN - 2 : RUN] == (0.8, 0.7)  # the hit's and the question's mean cosines
+
+
+def test_weighted_coverage_weighs_the_keywords_by_how_rare_they_are():
+    name, common = word_weight("宁波府"), word_weight("年")
+    assert name > 3 * common > 0 and word_weight("openai") == word_weight("zzz")  # unknown to jieba: the rarest
+    assert weighted_coverage(["宁波府", "年", "年"], "宁波府志") == pytest.approx(name / (name + common))
+    assert weighted_coverage(["宁波府", "年"], "那一年") == pytest.approx(common / (name + common))
+    assert weighted_coverage([], "x") == 0.0
+    nothing = Candidates.empty()
+    tokens = ["when", "was", "ningbo", "fu", "founded"]
+    evidence = Evidence.of("en", "when was ningbo fu founded?", tokens, ["宁波府", "年"], 3, nothing, nothing, nothing,
+                           set(), {0: 0.8}, 0.7)
+    assert evidence.features(_passage("zh-Hans", "宁波府"))[-1] == pytest.approx(name / (name + common))  # translations
+    assert evidence.features(_passage("en", "ningbo fu"))[-1] == pytest.approx(2 / 3)  # own words, equally rare
 
 
 def test_bm25_per_keyword_is_the_own_keywords_within_a_language_and_the_pivot_words_across():
