@@ -12,7 +12,8 @@
   4. store    the documents to write go to the store with their vectors from the cache, in corpus order
   5. publish  the store makes the build the served one (embedded: FAISS + BM25 + atomic switch of
               INDEX/current); the caches drop entries neither this nor the previous build used (the
-              document cache keeps every corpus file's, read or not)
+              document cache keeps every corpus file's, read or not; the embedding cache drops nothing
+              after a build that kept documents without looking up their vectors)
 
 The whole build holds INDEX/.build.lock, so builds of one index never overlap. `force` ignores both caches
 and what the store holds (it re-reads, re-embeds and re-writes everything) and refills them. An incremental build

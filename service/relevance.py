@@ -28,7 +28,7 @@ from functools import cache
 from pathlib import Path
 
 from text.bilingual import STOPWORDS
-from text.segment import word_weight
+from text.segment import word_weights
 from stores.contract import Candidates, StoredPassage
 
 MODEL_FILE = Path(__file__).with_name("relevance.json")
@@ -100,12 +100,12 @@ def dense_margin(cosines: list[float]) -> float:
     return ranked[0] - sum(ranked[1 : MARGIN_OF + 1]) / len(ranked[1 : MARGIN_OF + 1]) if len(ranked) > 1 else 0.0
 
 
-def weighted_coverage(keywords: list[str], folded_text: str) -> float:
-    """The share of the distinct keywords' summed weight (text.segment.word_weight: how rare each word is in
+def weighted_coverage(keywords: list[str], weights: dict[str, float], folded_text: str) -> float:
+    """The share of the distinct keywords' summed weight (text.segment.word_weights: how rare each word is in
     general) that the passage holds: a hit with the question's rare words, a name, says more than one with "年"."""
-    weights = {word: word_weight(word) for word in keywords}
-    total = sum(weights.values())
-    return sum(weight for word, weight in weights.items() if word in folded_text) / total if total else 0.0
+    distinct = set(keywords)
+    total = sum(weights[word] for word in distinct)
+    return sum(weights[word] for word in distinct if word in folded_text) / total if total else 0.0
 
 
 def shared_run(question: str, passage: str) -> float:
@@ -138,6 +138,7 @@ class Evidence:
     pivot_bm25: dict[int, float]  # and of their pivot words among the passages', per pivot word
     own_unknown: float  # the share of the distinct own keywords that no passage contains (1: no keyword)
     translated_unknown: float  # and of the distinct translations
+    weights: dict[str, float]  # each own keyword's and translation's weight, for weighted_coverage
     mean_cosines: dict[int, float]  # passage id → its mean cosine to the corpus's passages, for the cited hits
     question_mean_cosine: float  # the question's
 
@@ -152,7 +153,7 @@ class Evidence:
         return cls(family(language), run_text(normalized), set(query_tokens), own, translated, cosines,
                    min(cosines.values(), default=0.0), dense_margin(list(cosines.values())),
                    _per_word(keyword, len(query_tokens)), _per_word(pivot, pivot_words), _share(own, unknown),
-                   _share(translated, unknown), mean_cosines, question_mean_cosine)
+                   _share(translated, unknown), word_weights([*own, *translated]), mean_cosines, question_mean_cosine)
 
     def features(self, passage: StoredPassage) -> tuple[str | float, ...]:
         """The language pair, then FEATURES: the model's inputs. Across languages the keywords are the
@@ -165,7 +166,7 @@ class Evidence:
         return (pair_of(self.question_family, passage_family), self.cosines.get(passage.id, self.lowest),
                 coverage(keywords, text), self.margin, bm25.get(passage.id, 0.0), unknown,
                 self.mean_cosines[passage.id], self.question_mean_cosine,
-                shared_run(self.question_run, run_text(text)) if same else 0.0, weighted_coverage(keywords, text))
+                shared_run(self.question_run, run_text(text)) if same else 0.0, weighted_coverage(keywords, self.weights, text))
 
     def relevance(self, passage: StoredPassage) -> float:
         return relevance_model().relevance(*self.features(passage))

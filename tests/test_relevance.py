@@ -16,7 +16,7 @@ from service.relevance import (FEATURES, Evidence, RelevanceModel, coverage, den
 from service.retrieval import Retriever
 from stores.contract import Candidates, StoredPassage
 from stores.embedded import EmbeddedLocation
-from text.segment import word_weight
+from text.segment import word_weights
 
 IN_CORPUS = "OpenAI与AWS的协议价值多少？"
 UNKNOWN, RUN = (1 + FEATURES.index(name) for name in ("unknown", "shared_run"))  # in Evidence.features, after the pair
@@ -78,11 +78,12 @@ def test_unknown_is_the_share_of_keywords_no_passage_contains():
 
 
 def test_weighted_coverage_weighs_the_keywords_by_how_rare_they_are():
-    name, common = word_weight("宁波府"), word_weight("年")
-    assert name > 3 * common > 0 and word_weight("openai") == word_weight("zzz")  # unknown to jieba: the rarest
-    assert weighted_coverage(["宁波府", "年", "年"], "宁波府志") == pytest.approx(name / (name + common))
-    assert weighted_coverage(["宁波府", "年"], "那一年") == pytest.approx(common / (name + common))
-    assert weighted_coverage([], "x") == 0.0
+    weights = word_weights(["宁波府", "年", "openai", "zzz"])
+    name, common = weights["宁波府"], weights["年"]
+    assert name > 3 * common > 0 and weights["openai"] == weights["zzz"]  # unknown to jieba: the rarest
+    assert weighted_coverage(["宁波府", "年", "年"], weights, "宁波府志") == pytest.approx(name / (name + common))
+    assert weighted_coverage(["宁波府", "年"], weights, "那一年") == pytest.approx(common / (name + common))
+    assert weighted_coverage([], weights, "x") == 0.0
     nothing = Candidates.empty()
     tokens = ["when", "was", "ningbo", "fu", "founded"]
     evidence = Evidence.of("en", "when was ningbo fu founded?", tokens, ["宁波府", "年"], 3, nothing, nothing, nothing,

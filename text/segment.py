@@ -19,6 +19,7 @@ import logging
 import math
 import re
 import threading
+from collections.abc import Iterable
 
 import jieba
 import rjieba
@@ -68,10 +69,10 @@ def word_frequencies() -> dict[str, int]:
     return jieba.dt.FREQ
 
 
-def word_weight(word: str) -> float:
-    """How much a keyword says, from how rare it is in general: −ln of its share of jieba's dictionary counts
+def word_weights(words: Iterable[str]) -> dict[str, float]:
+    """How much each keyword says, from how rare it is in general: −ln of its share of jieba's dictionary counts
     (的 5.2, 年 5.5, 宁波府 16.8); a word the dictionary lacks (an English word, a name, a number) weighs as one
     counted once (17.9). For the relevance model it did as well as IDF over the corpus (evals/README.md), and no
     store has to count the passages holding each word."""
     frequencies = word_frequencies()
-    return math.log(jieba.dt.total / (frequencies.get(word) or 1))
+    return {word: math.log(jieba.dt.total / (frequencies.get(word) or 1)) for word in words}
