@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -269,6 +270,7 @@ def export(model_dir: Path, force: bool = False) -> float | None:
         return None
     start, folder = time.time(), onnx_path(model_dir).parent
     folder.mkdir(exist_ok=True)
+    check_free_space(model_dir, folder)
     with tempfile.TemporaryDirectory(prefix=".onnx-export-", dir=folder) as tmp:
         raw, fused, int8 = Path(tmp) / "raw.onnx", Path(tmp) / "fused.onnx", Path(tmp) / "int8.onnx"
         export_fp32(model_dir, raw)
@@ -280,6 +282,17 @@ def export(model_dir: Path, force: bool = False) -> float | None:
         os.replace(int8, onnx_path(model_dir, "onnx-int8"))
         onnx_path(model_dir).with_name(RECIPE_FILE).write_text(json.dumps(RECIPE))
     return round(time.time() - start, 1)
+
+
+def check_free_space(model_dir: Path, folder: Path) -> None:
+    """Raise OSError unless there is room for the export: four files of about the weights' size beside them, and
+    one more that ONNX Runtime's quantizer writes to the temp folder. A full disk fails late and obscurely (a
+    truncated model reads back as "Wire format was corrupt")."""
+    weights = sum(path.stat().st_size for path in Path(model_dir).glob("*.safetensors"))
+    for place, copies in ((folder, 5), (Path(tempfile.gettempdir()), 1)):
+        if (free := shutil.disk_usage(place).free) < copies * weights:
+            raise OSError(f"the ONNX export needs {copies * weights / 2**30:.1f} GiB free in {place}, "
+                          f"it has {free / 2**30:.1f} GiB")
 
 
 def main(argv: list[str] | None = None) -> int:

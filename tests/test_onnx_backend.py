@@ -3,6 +3,7 @@ CPU has VNNI but no bf16, or QA_BACKEND=onnx-int8), against the torch model they
 from __future__ import annotations
 
 import json
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,7 +15,7 @@ from stores.embedded import EmbeddedLocation
 from indexer.build import build_index
 from indexer.embedding import DEFAULT_MODEL, Encoder, configured_backend, load_embedder, model_id, question_backend
 from indexer.onnx_backend import OnnxEmbedder, load_onnx_embedder
-from indexer.onnx_backend import fp32_products, is_exported, onnx_path
+from indexer.onnx_backend import check_free_space, fp32_products, is_exported, onnx_path
 from service.retrieval import Retriever
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +36,18 @@ def seed_questions() -> list[dict[str, str]]:
 @pytest.fixture(scope="module")
 def int8() -> Encoder:
     return load_embedder(None, "onnx-int8")
+
+
+def test_an_export_without_room_for_its_files_is_refused_before_it_writes(tmp_path: Path) -> None:
+    model, folder = tmp_path / "model", tmp_path / "model" / "onnx"
+    folder.mkdir(parents=True)
+    weights = model / "model.safetensors"
+    weights.write_bytes(b"0" * 1024)
+    check_free_space(model, folder)
+    os.truncate(weights, 2**43)  # sparse: 8 TiB the disk does not hold
+    with pytest.raises(OSError, match="the ONNX export needs .* GiB free in"):
+        check_free_space(model, folder)
+    assert not any(folder.iterdir())
 
 
 def test_make_model_exported_the_int8_model_and_it_is_current():
