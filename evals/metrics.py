@@ -17,14 +17,23 @@ def first_relevant_rank(doc_ids: Sequence[str], gold: Collection[str]) -> int:
     return next((rank for rank, doc in enumerate(doc_ids, 1) if doc in gold), 0)
 
 
-def abstains(relevances: Sequence[float], threshold: float) -> bool:
-    """No hit reaches the threshold: /api/ask's answer at that min_relevance is empty."""
-    return not any(r >= threshold for r in relevances)
+NO_HIT = -1.0  # the relevance of a question with no hit to keep: below every threshold
 
 
-def gold_kept(hits: Sequence, gold: Collection[str], threshold: float) -> bool:
-    """A gold hit (anything with doc_id and relevance) that also reaches the threshold."""
-    return any(h.doc_id in gold and h.relevance >= threshold for h in hits)
+def best_relevance(relevances: Sequence[float]) -> float:
+    """The highest relevance among a question's hits: /api/ask answers nothing at any min_relevance above it."""
+    return max(relevances, default=NO_HIT)
+
+
+def gold_relevance(hits: Sequence, gold: Collection[str]) -> float:
+    """The highest relevance among the gold hits (anything with doc_id and relevance): a gold hit is kept by every
+    min_relevance up to it."""
+    return best_relevance([h.relevance for h in hits if h.doc_id in gold])
+
+
+def share_reaching(relevances: Sequence[float], threshold: float) -> float:
+    """Share of questions whose relevance reaches `threshold`: R@5 kept (gold relevances), or 1 − abstained."""
+    return share([r >= threshold for r in relevances])
 
 
 def _found_within(ranks: np.ndarray, k: int) -> np.ndarray:

@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 from evals.datasets import PROJECT_ROOT
-from evals.metrics import METRICS
+from evals.metrics import METRICS, share_reaching
 from evals.runner import MODES, RowResult, RunResult
 
 RESULTS_DIR = PROJECT_ROOT / "evals" / "results"
@@ -16,6 +16,7 @@ GAP_HEADER = ["set", "Traditional row", "Simplified row", *(f"{mode} ΔR@1" for 
 FORMATS_HEADER = ["formats row", "seed row", *(f"{mode} ΔR@5" for mode in MODES)]
 TRAILING_METRICS = ("R@1", "MRR@10")
 ABSTENTION_HEADER = ["row", "questions", "R@5", "R@5 kept", "Δ", "abstained"]
+TRADEOFF = (0.1, 0.2, 0.3, 0.5, 0.7)  # min_relevance values a request may give, shown beside the default
 
 
 def _number(value: float | None) -> str:
@@ -53,13 +54,31 @@ def abstention_cells(result: RunResult) -> list[list[str]]:
     gold), or the share of questions left without a hit (abstain rows, whose corpus lacks their answer)."""
     lines = []
     for row in result.rows:
-        hybrid = row.modes["hybrid"]
-        if hybrid.abstained is not None:
-            lines.append([row.name, str(row.questions), "", "", "", _number(hybrid.abstained)])
-        elif hybrid.kept_r5 is not None:
+        if (hybrid := row.modes["hybrid"]).relevances is None:
+            continue
+        reached = share_reaching(hybrid.relevances, result.min_relevance)
+        if row.set_name == "abstain":
+            lines.append([row.name, str(row.questions), "", "", "", _number(1 - reached)])
+        else:
             before = hybrid.metrics["R@5"]
-            lines.append([row.name, str(row.questions), _number(before), _number(hybrid.kept_r5),
-                          _signed(hybrid.kept_r5 - before), ""])
+            lines.append([row.name, str(row.questions), _number(before), _number(reached), _signed(reached - before), ""])
+    return lines
+
+
+def tradeoff_header(result: RunResult) -> list[str]:
+    return ["row", "share", f"{result.min_relevance:g} (default)", *(f"{t:g}" for t in TRADEOFF)]
+
+
+def tradeoff_cells(result: RunResult) -> list[list[str]]:
+    """Per row, at the default and at each of TRADEOFF: R@5 kept (rows with gold) or abstained (abstain rows)."""
+    lines = []
+    for row in result.rows:
+        if (relevances := row.modes["hybrid"].relevances) is None:
+            continue
+        abstain = row.set_name == "abstain"
+        values = [share_reaching(relevances, t) for t in (result.min_relevance, *TRADEOFF)]
+        lines.append([row.name, "abstained" if abstain else "R@5 kept",
+                      *(_number(1 - v if abstain else v) for v in values)])
     return lines
 
 
@@ -187,7 +206,10 @@ def markdown(result: RunResult) -> str:
                   "Hybrid, top 5 (as /api/ask answers by default): hits whose relevance is below the threshold are "
                   "left out. Rows with gold: R@5 before and after. Abstain rows (questions asked of a corpus "
                   "without their answer): the share of questions left with no passage.", "",
-                  markdown_table(ABSTENTION_HEADER, abstention)]
+                  markdown_table(ABSTENTION_HEADER, abstention),
+                  "", "## Abstention at other min_relevance values", "",
+                  "What a request's `min_relevance` (or QA_MIN_RELEVANCE) trades: the same hits, kept when their "
+                  "relevance reaches each value.", "", markdown_table(tradeoff_header(result), tradeoff_cells(result))]
     notes = trailing(result)
     parts += ["", "## Hybrid below a baseline", "", *(f"- {note}" for note in notes or ["none"])]
     return "\n".join(parts) + "\n"

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from evals import formats
 from evals.datasets import DEFAULT_DATASETS, PROJECT_ROOT, Corpus, Query, Row, load_rows
-from evals.metrics import CUTOFF, abstains, first_relevant_rank, gold_kept, share, summarize
+from evals.metrics import CUTOFF, best_relevance, first_relevant_rank, gold_relevance, share, summarize
 from stores.contract import FORMAT_VERSION, IndexUnusable, StoreLocation
 from stores.embedded import EmbeddedLocation
 from indexer.build import build_index
@@ -48,8 +48,9 @@ class ModeResult:
     metrics: dict[str, float]
     answer_at_5: float | None = None  # seed and formats rows: share of questions with the answer in a top-5 passage
     page_at_5: float | None = None  # formats rows: share of PDF-gold questions whose answer is on a top-5 hit's pages
-    kept_r5: float | None = None  # hybrid: R@5 once hits below the default min_relevance are left out
-    abstained: float | None = None  # abstain rows: share of questions left with no hit at the default min_relevance
+    # hybrid, per question: the best relevance of its gold hits in the top 5 (rows with gold; R@5 kept at a
+    # min_relevance is the share reaching it) or of all its top 5 (abstain rows: below it, it abstains); NO_HIT: none
+    relevances: list[float] | None = None
 
 
 @dataclass
@@ -85,7 +86,7 @@ class RunResult:
     indexes: dict[str, IndexInfo]  # corpus name → its index
     store: str  # "embedded", or the other store every row was asked against (--store)
     rows: list[RowResult] = field(default_factory=list)
-    min_relevance: float = 0.0  # the default threshold kept_r5 and abstained were measured at
+    min_relevance: float = 0.0  # the default threshold /api/ask applied
     passage_backend: str = FP32_BACKEND  # how the indexes' passages were encoded
 
 
@@ -189,13 +190,12 @@ def on_gold_pages(retriever: Retriever, row: Row, query: Query, hits: list[Hit])
 
 def evaluate_row(retriever: Retriever, row: Row, encoder: QuestionEncoder) -> RowResult:
     vectors = encoder.encode(retriever, [q.text for q in row.queries], row.name)
-    threshold = relevance_model().default_min_relevance
-    if row.set_name == "abstain":  # no gold: only whether the shipped fusion's answer abstains
-        left = [abstains([h.relevance for h in retriever.ask(q.text, ANSWER_K, vector=v).hits], threshold)
+    if row.set_name == "abstain":  # no gold: only how relevant the shipped fusion's answer is
+        best = [best_relevance([h.relevance for h in retriever.ask(q.text, ANSWER_K, vector=v).hits])
                 for q, v in zip(row.queries, vectors)]
         return RowResult(row.name, row.set_name, row.corpus.name, row.script, [q.id for q in row.queries],
-                         {"hybrid": ModeResult([], {}, abstained=share(left))})
-    kept: list[bool] = []
+                         {"hybrid": ModeResult([], {}, relevances=best)})
+    kept: list[float] = []
     ranks: dict[str, list[int]] = {mode: [] for mode in MODES}
     answered: dict[str, list[bool]] = {mode: [] for mode in MODES}
     paged: dict[str, list[bool]] = {mode: [] for mode in MODES}
@@ -206,14 +206,14 @@ def evaluate_row(retriever: Retriever, row: Row, encoder: QuestionEncoder) -> Ro
             hits = retriever.ask(query.text, CUTOFF, mode=mode, vector=vector).hits
             ranks[mode].append(first_relevant_rank([h.doc_id for h in hits], query.gold))
             if mode == "hybrid":
-                kept.append(gold_kept(hits[:ANSWER_K], query.gold, threshold))
+                kept.append(gold_relevance(hits[:ANSWER_K], query.gold))
             if query.answer is not None:
                 answered[mode].append(any(query.answer in h.text for h in hits[:ANSWER_K]))
             if on_pdf:
                 paged[mode].append(on_gold_pages(retriever, row, query, hits))
     modes = {
         mode: ModeResult(ranks[mode], summarize(ranks[mode]), share(answered[mode]) if answered[mode] else None,
-                         share(paged[mode]) if paged[mode] else None, share(kept) if mode == "hybrid" else None)
+                         share(paged[mode]) if paged[mode] else None, kept if mode == "hybrid" else None)
         for mode in MODES
     }
     return RowResult(row.name, row.set_name, row.corpus.name, row.script, [q.id for q in row.queries], modes)

@@ -121,8 +121,26 @@ def test_formats_minus_seed_table(result):
 def test_abstention_metrics() -> None:
     from types import SimpleNamespace as Hit
 
-    from evals.metrics import abstains, gold_kept
+    from evals.metrics import NO_HIT, best_relevance, gold_relevance, share_reaching
 
-    assert abstains([0.1, 0.2], 0.3) and not abstains([0.1, 0.3], 0.3) and abstains([], 0.0)
+    assert best_relevance([0.1, 0.3]) == 0.3 and best_relevance([]) == NO_HIT
     hits = [Hit(doc_id="x", relevance=0.9), Hit(doc_id="g", relevance=0.2)]
-    assert gold_kept(hits, {"g"}, 0.2) and not gold_kept(hits, {"g"}, 0.5) and not gold_kept(hits, {"y"}, 0.0)
+    assert gold_relevance(hits, {"g"}) == 0.2 and gold_relevance(hits, {"y"}) == NO_HIT
+    assert share_reaching([0.2, 0.5, NO_HIT, 0.1], 0.2) == 0.5 and share_reaching([NO_HIT], 0.0) == 0.0
+
+
+def test_the_tradeoff_table_keeps_less_and_abstains_more_as_min_relevance_rises(result):
+    as_abstain = replace(result.rows[0], name="seed zh-Hans elsewhere", set_name="abstain")
+    lines = report.tradeoff_cells(replace(result, rows=[*result.rows, as_abstain]))
+    assert [line[:2] for line in lines] == [["seed zh-Hans", "R@5 kept"], ["seed zh-Hant", "R@5 kept"],
+                                            ["seed en", "R@5 kept"], ["seed zh-Hans elsewhere", "abstained"]]
+    for line, row in zip(lines, result.rows):
+        kept = [float(v) for v in line[2:]]
+        assert kept[0] == round(row.modes["hybrid"].metrics["R@5"], 3)  # the fixture's default is 0: all kept
+        assert kept == sorted(kept, reverse=True) and kept[-1] < kept[0]
+    abstained = [float(v) for v in lines[-1][2:]]
+    assert abstained == [round(1 - float(v), 3) for v in lines[0][2:]]
+    assert report.tradeoff_header(result)[2:] == ["0 (default)", *(f"{t:g}" for t in report.TRADEOFF)]
+    assert "Abstention at other min_relevance values" in report.markdown(result)
+
+
