@@ -44,6 +44,14 @@ def test_an_english_question_takes_its_longest_phrases_and_skips_stopwords():
     assert parsed.crossed_keywords(["数据"], "mixed") == []
 
 
+def test_an_inflected_word_or_phrase_finds_the_gloss_of_its_lemma_and_a_listed_form_stays_itself():
+    parsed = parse_cedict(ENTRIES)
+    assert parsed.crossed_keywords(["agreements"], "en")[:2] == list(parsed.english_to_chinese["agreement"])
+    assert parsed.crossed_keywords(["agreed"], "en") == ["agreed"]  # a verb's forms: only as written
+    assert "数据中心" in parsed.crossed_keywords(["data", "centers"], "en")  # a phrase: its last word's lemma
+    assert parse_cedict([*ENTRIES, "協定 协定 [xie2 ding4] /agreements/"]).crossed_keywords(["agreements"], "en")[0] == "协定"
+
+
 def test_the_shipped_dictionary_translates_common_words_most_frequent_first():
     real = lexicon()
     assert real.english_to_chinese["agreement"][0] in {"协议", "协定", "同意"}
