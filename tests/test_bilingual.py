@@ -44,6 +44,15 @@ def test_an_english_question_takes_its_longest_phrases_and_skips_stopwords():
     assert parsed.crossed_keywords(["数据"], "mixed") == []
 
 
+def test_a_long_gloss_gives_the_name_it_starts_with():
+    parsed = parse_cedict(["華沙 华沙 [Hua2 sha1] /Warsaw, capital of Poland/",
+                           "成吉思汗 成吉思汗 [Cheng2 ji2 si1 han2] /Genghis Khan (1162-1227), founder of the Mongol Empire/",
+                           "走 走 [zou3] /to walk, to go, to move/"])
+    assert parsed.english_to_chinese["warsaw"] == ("华沙",) and "capital" not in parsed.english_to_chinese
+    assert parsed.english_to_chinese["genghis khan"] == parsed.english_to_chinese["khan"] == ("成吉思汗",)
+    assert parsed.english_to_chinese["walk"] == ("走",) and "walk" in parsed.verbal and "go" not in parsed.english_to_chinese
+
+
 def test_an_inflected_word_or_phrase_finds_the_gloss_of_its_lemma_and_a_listed_form_stays_itself():
     parsed = parse_cedict(ENTRIES)
     assert parsed.crossed_keywords(["agreements"], "en")[:2] == list(parsed.english_to_chinese["agreement"])

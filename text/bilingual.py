@@ -53,6 +53,7 @@ _NOT_A_MEANING = re.compile(r"^(variant of|old variant|archaic variant|japanese 
                             r"see |abbr\.|used in|also written|\(onom\.\))", re.IGNORECASE)
 _BRACKETED = re.compile(r"\([^)]*\)|\[[^\]]*\]")
 _LEADING = re.compile(r"^(?:to|a|an|the) ")
+_FIRST_PART = re.compile(r"[,;]")
 _ENGLISH_WORD = re.compile(r"[a-z][a-z'\-]*[a-z]|[a-z]")
 STOPWORDS = frozenset(
     "a an the of to in on at for by with from as is are was were be been being do does did what which who whom "
@@ -141,6 +142,16 @@ def _as_written(tokens: list[str]) -> list[str]:
     return [t for t in tokens if t.isascii() and len(t) > 1 and t not in STOPWORDS]
 
 
+def _phrases(text: str) -> list[str]:
+    """The English keys of a gloss: itself if it has at most MAX_PHRASE words, one of them a content word, and the
+    content words of a two-word one ("computer chip" (芯片) is also a "chip", "Microsoft Corporation" (微软) "Microsoft")."""
+    words = _ENGLISH_WORD.findall(_LEADING.sub("", text))
+    meaningful = [w for w in words if w not in STOPWORDS]
+    if not meaningful or len(words) > MAX_PHRASE:
+        return []
+    return [" ".join(words), *(meaningful if len(words) == 2 else [])]
+
+
 def parse_cedict(lines) -> Lexicon:
     """CC-CEDICT's lines ('Trad Simp [pin1 yin1] /gloss/gloss/') as a Lexicon."""
     english: dict[str, set[str]] = defaultdict(set)
@@ -154,12 +165,9 @@ def parse_cedict(lines) -> Lexicon:
         content: list[str] = []
         for gloss in [g for g in glosses.split("/") if g and not _NOT_A_MEANING.match(g)][:GLOSSES]:
             bare = _BRACKETED.sub(" ", gloss).lower().strip()
-            words = _ENGLISH_WORD.findall(_LEADING.sub("", bare))
-            meaningful = [w for w in words if w not in STOPWORDS]
-            content += meaningful
-            keys = [" ".join(words)] if meaningful and len(words) <= MAX_PHRASE else []
-            if len(words) == 2:  # "computer chip" (芯片) is also a "chip", "Microsoft Corporation" (微软) "Microsoft"
-                keys += meaningful
+            content += [w for w in _ENGLISH_WORD.findall(_LEADING.sub("", bare)) if w not in STOPWORDS]
+            # a long gloss names its thing first: "Warsaw, capital of Poland", "Genghis Khan (1162-1227), founder…"
+            keys = _phrases(bare) or _phrases(_FIRST_PART.split(bare, 1)[0])
             for key in keys:
                 english[key].add(simplified)
             if bare.startswith("to "):
