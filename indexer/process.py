@@ -22,7 +22,7 @@ from extract import Extracted, ExtractionError, Limits, extract
 from indexer.passages import Chunking, split_passages
 from text.bilingual import lexicon
 from text.clean import clean
-from text.normalize import detect_language, fold_script
+from text.normalize import detect_language, fold_script, keyword_form
 from text.segment import keyword_tokens
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -102,7 +102,7 @@ def process(data: bytes, format: str, settings: Settings = Settings()) -> Proces
 def _processed(extracted: Extracted, start: int, end: int, clean_start: int, clean_end: int, text: str) -> ProcessedPassage:
     folded = fold_script(text)
     page, last_page = extracted.page_of(start), extracted.page_of(max(start, end - 1))
-    tokens = keyword_tokens(folded.casefold())
+    tokens = keyword_tokens(keyword_form(folded))
     return ProcessedPassage(
         start, end, clean_start, clean_end, page, last_page if last_page != page else None,
         text, folded, tokens, lexicon().pivot_words(tokens),

@@ -3,7 +3,7 @@ of a hit to highlight."""
 from __future__ import annotations
 
 from stores.contract import StoredPassage
-from text.normalize import normalize
+from text.normalize import keyword_form, normalize
 from text.sentences import sentence_spans
 
 
@@ -57,7 +57,7 @@ def best_sentence(text: str, folded: str, query_tokens: set[str]) -> tuple[int, 
     `folded` is the passage's stored fold_script form; when folding kept the length (nearly always),
     sentence spans carry over to it, so nothing is normalized again at question time.
     """
-    folded = folded.casefold()
+    folded = keyword_form(folded)
     aligned = len(folded) == len(text)
     best, best_score = None, 0
     for start, end in sentence_spans(text):

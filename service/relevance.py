@@ -28,6 +28,7 @@ from functools import cache
 from pathlib import Path
 
 from text.bilingual import STOPWORDS
+from text.normalize import keyword_form
 from text.segment import word_weights
 from stores.contract import Candidates, StoredPassage
 
@@ -162,7 +163,7 @@ class Evidence:
         same = passage_family == self.question_family or "mixed" in (passage_family, self.question_family)
         keywords, bm25, unknown = ((self.own, self.own_bm25, self.own_unknown) if same else
                                    (self.translated, self.pivot_bm25, self.translated_unknown))
-        text = passage.folded.casefold()
+        text = keyword_form(passage.folded)
         return (pair_of(self.question_family, passage_family), self.cosines.get(passage.id, self.lowest),
                 coverage(keywords, text), self.margin, bm25.get(passage.id, 0.0), unknown,
                 self.mean_cosines[passage.id], self.question_mean_cosine,

@@ -27,7 +27,7 @@ from service.batching import QuestionBatcher
 from service.citations import best_sentence, merge_overlaps
 from text.bilingual import lexicon
 from service.relevance import Evidence, content_words, family
-from text.normalize import Language, detect_language, fold_script
+from text.normalize import Language, detect_language, fold_script, keyword_form
 from text.numerals import amounts_across
 from text.segment import keyword_tokens
 from stores.contract import Candidates, KeywordSide, PassageStore, Scope, StoredDocument, StoredPassage, StoreLocation
@@ -131,7 +131,7 @@ class Retriever:
         with metrics.ASK_SECONDS.labels("search").time():
             searching = self._dense(embedded, scope) if mode != "bm25" else None
             language = detect_language(question)
-            normalized, question_family = folded.casefold(), family(language)
+            normalized, question_family = keyword_form(folded), family(language)
             query_tokens = keyword_tokens(normalized)
             translated = (lexicon().crossed_keywords(query_tokens, question_family)
                           + amounts_across(normalized, question_family))

@@ -1,4 +1,4 @@
-from text.normalize import detect_language, fold_script, normalize
+from text.normalize import detect_language, fold_script, keyword_form, normalize
 from text.segment import keyword_tokens
 
 
@@ -24,3 +24,11 @@ def test_language_detection():
 
 def test_keyword_tokens_drop_punctuation_and_lowercase():
     assert keyword_tokens(normalize("GPT-5，微软！")) == ["gpt", "5", "微软"]
+
+
+def test_accented_latin_words_match_their_plain_spelling_and_keep_their_length():
+    accented = "Temüjin's patron; São Paulo, Zürich, Straße, Nguyễn"
+    plain = "temujin's patron; sao paulo, zurich, strasse, nguyen"
+    assert normalize(accented) == plain and keyword_tokens(normalize(accented)) == keyword_tokens(plain)
+    assert keyword_tokens(normalize("Zürich")) == ["zurich"]  # not z / ü / rich, which met every "rich"
+    assert len(keyword_form("Café Ærø")) == len("Café Ærø") and keyword_form("Café Ærø") == "cafe ærø"  # æ, ø: no accent
