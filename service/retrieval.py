@@ -106,7 +106,7 @@ class Retriever:
 
     def warm_up(self) -> None:
         """Answer one question per script so that the first real one does not pay for jieba's dictionary,
-        OpenCC's tables and torch's first forward pass (about 1.4 s together)."""
+        OpenCC's tables, simplemma's English lemmas and the first forward pass (about 1.5 s together)."""
         for question in WARM_UP_QUESTIONS:
             self.ask(question, 1)
 

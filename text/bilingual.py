@@ -8,9 +8,10 @@ service/retrieval.py weighs them by language pair). Measured by `make eval` on X
 R@1 en→zh .744 → .804, zh→en .679 → .787.
 
 en → zh: the longest English phrase of up to three words that is a whole CC-CEDICT gloss ("data center",
-"capital") or a word of a two-word one ("Microsoft Corporation"), its Chinese headwords most frequent first
-(jieba's word frequencies), at most TRANSLATIONS of them; and every content word as written, for the names and
-numbers Chinese text writes in Latin letters.
+"capital"), a word of a two-word one ("Microsoft Corporation") or the name a longer one starts with ("Warsaw,
+capital of Poland"), as written or else through its last word's lemma ("settlers" → settler; not a verb's),
+its Chinese headwords most frequent first (jieba's word frequencies), at most TRANSLATIONS of them; and every
+content word as written, for the names and numbers Chinese text writes in Latin letters.
 zh → en: a Chinese keyword's headword, the content words of its first glosses, at most TRANSLATIONS of them.
 
 Pivot words put every text, question or passage, into one space: English word stems. An English word is its
