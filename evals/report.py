@@ -61,7 +61,8 @@ def abstention_cells(result: RunResult) -> list[list[str]]:
             lines.append([row.name, str(row.questions), "", "", "", _number(1 - reached)])
         else:
             before = hybrid.metrics["R@5"]
-            lines.append([row.name, str(row.questions), _number(before), _number(reached), _signed(reached - before), ""])
+            lines.append([row.name, str(row.questions), _number(before), _number(reached),
+                          _signed(reached - before), ""])
     return lines
 
 

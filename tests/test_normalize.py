@@ -31,4 +31,4 @@ def test_accented_latin_words_match_their_plain_spelling_and_keep_their_length()
     plain = "temujin's patron; sao paulo, zurich, strasse, nguyen"
     assert normalize(accented) == plain and keyword_tokens(normalize(accented)) == keyword_tokens(plain)
     assert keyword_tokens(normalize("Zürich")) == ["zurich"]  # not z / ü / rich, which met every "rich"
-    assert len(keyword_form("Café Ærø")) == len("Café Ærø") and keyword_form("Café Ærø") == "cafe ærø"  # æ, ø: no accent
+    assert keyword_form("Café Ærø") == "cafe ærø"  # one letter for one; æ and ø carry no accent to drop

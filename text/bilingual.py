@@ -144,8 +144,9 @@ def _as_written(tokens: list[str]) -> list[str]:
 
 
 def _phrases(text: str) -> list[str]:
-    """The English keys of a gloss: itself if it has at most MAX_PHRASE words, one of them a content word, and the
-    content words of a two-word one ("computer chip" (芯片) is also a "chip", "Microsoft Corporation" (微软) "Microsoft")."""
+    """The English keys of a gloss: itself if it has at most MAX_PHRASE words, one of them a content word, and
+    the content words of a two-word one ("computer chip" (芯片) is also a "chip", "Microsoft Corporation" (微软)
+    "Microsoft")."""
     words = _ENGLISH_WORD.findall(_LEADING.sub("", text))
     meaningful = [w for w in words if w not in STOPWORDS]
     if not meaningful or len(words) > MAX_PHRASE:

@@ -41,8 +41,8 @@ def fold_script(text: str) -> str:
 
 
 def _latin_folding() -> dict[int, str]:
-    """Each accented Latin letter whose decomposition is one ASCII letter and marks (ü → u, é → e, ã → a); ß, æ, ø
-    and the like have none and stay."""
+    """Each accented Latin letter whose decomposition is one ASCII letter and marks (ü → u, é → e, ã → a);
+    ß, æ, ø and the like have none and stay."""
     table = {}
     for code in [*range(0xC0, 0x250), *range(0x1E00, 0x1F00)]:
         base = "".join(c for c in unicodedata.normalize("NFD", chr(code)) if not unicodedata.combining(c))
