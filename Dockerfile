@@ -31,7 +31,7 @@ RUN pip install -r requirements.txt
 COPY text/ text/
 COPY indexer/ indexer/
 RUN python -m indexer.convert_model --out models/multilingual-e5-small \
-    && python -m indexer.onnx_backend --model models/multilingual-e5-small
+    && python -m indexer.onnx_export --model models/multilingual-e5-small
 
 # make index: to serve other documents, replace corpus/ (or build FROM this image with another one)
 COPY corpus/ corpus/

@@ -25,10 +25,10 @@ $(VENV)/.installed: requirements.txt
 	$(PIP) install --quiet -r requirements.txt
 	touch $@
 
-# The ONNX exports (indexer/onnx_backend.py) are skipped while newer than the weights and made by the current recipe.
+# The ONNX exports (indexer/onnx_export.py) are skipped while newer than the weights and made by the current recipe.
 model: install
 	$(PY) -m indexer.convert_model --out $(MODEL_DIR)
-	$(PY) -m indexer.onnx_backend --model $(MODEL_DIR)
+	$(PY) -m indexer.onnx_export --model $(MODEL_DIR)
 
 index: model ocr
 	$(PY) -m indexer build --corpus $(CORPUS) --index $(INDEX)

@@ -15,7 +15,8 @@ from stores.embedded import EmbeddedLocation
 from indexer.build import build_index
 from indexer.embedding import DEFAULT_MODEL, Encoder, configured_backend, load_embedder, model_id, question_backend
 from indexer.onnx_backend import OnnxEmbedder, load_onnx_embedder
-from indexer.onnx_backend import check_free_space, fp32_products, is_exported, onnx_path
+from indexer.onnx_backend import onnx_path
+from indexer.onnx_export import check_free_space, fp32_products, is_exported
 from service.retrieval import Retriever
 
 ROOT = Path(__file__).resolve().parent.parent
